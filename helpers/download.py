@@ -1,0 +1,104 @@
+"""Resumable, checksummed downloads with a progress bar (introduced in lesson 01).
+
+A download first goes to ``<name>.part`` next to its destination. An interrupted download
+keeps its ``.part`` file and the next attempt asks the server for the rest (an HTTP
+``Range`` request); only a complete file whose MD5 matches is renamed to the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from helpers.errors import CourseError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+
+
+def md5sum(path: str | os.PathLike) -> str:
+    """MD5 of a file, read in chunks (archives can be larger than memory)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open(url: str, start: int):
+    request = urllib.request.Request(url, headers={"User-Agent": "caption-course"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    try:
+        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and start:  # nothing left to send: the .part file is complete
+            return None
+        raise CourseError(f"Download failed: the server answered HTTP {error.code} for {url}.") from None
+    except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise CourseError(
+            f"Cannot reach {url} ({reason}). Check the network, or work offline with CAPTION_DATASET=shapes."
+        ) from None
+
+
+def download(url: str, dest: str | os.PathLike, md5: str | None = None, desc: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` (resuming a ``.part`` file) and check its MD5.
+
+    Returns ``dest`` at once when it already exists. Every failure raises a one-line
+    :class:`CourseError`; a wrong checksum deletes the bad file so the next run starts over.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    response = _open(url, start)
+    if response is not None:
+        with response:
+            if start and response.status != 206:  # the server ignored Range: start over
+                start = 0
+            length = response.headers.get("Content-Length")
+            total = start + int(length) if length is not None else None
+            _copy(response, part, start, total, desc or dest.name, url)
+    if md5 is not None:
+        actual = md5sum(part)
+        if actual != md5:
+            part.unlink()
+            raise CourseError(
+                f"{dest.name} is corrupt (MD5 {actual}, expected {md5}); it was deleted, run again to download it anew."
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def _copy(response, part: Path, start: int, total: int | None, desc: str, url: str) -> None:
+    mode = "ab" if start else "wb"
+    done = start
+    try:
+        with open(part, mode) as out, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=desc
+        ) as bar:
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                done += len(block)
+                bar.update(len(block))
+    except (OSError, http.client.HTTPException) as error:
+        if getattr(error, "errno", None) == errno.ENOSPC:
+            raise CourseError(f"The disk is full while downloading to {part}: free some space and run again.") from None
+        raise CourseError(
+            f"Download of {url} interrupted after {done:,} bytes ({error}); run again to resume."
+        ) from None
+    if total is not None and done < total:
+        raise CourseError(
+            f"Download of {url} stopped after {done:,} of {total:,} bytes; run again to resume where it stopped."
+        )

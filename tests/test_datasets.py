@@ -1,0 +1,249 @@
+"""Datasets: Flickr8k download and checks against a loopback server, Kaggle layout, shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import datasets
+from helpers.datasets import Dataset, load_dataset, make_shapes, read_token_file
+from helpers.errors import CourseError
+
+BOGUS = "2258277193_586949ec62.jpg.1"
+SPLIT = {"train": ["img_0.jpg", "img_1.jpg", "img_2.jpg", "img_3.jpg"], "dev": ["img_4.jpg", "img_5.jpg"], "test": ["img_6.jpg"]}
+UNSPLIT = "img_7.jpg"  # like Flickr8k's 91 images that are in no split list
+
+
+def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def token_lines(images: list[str]) -> list[str]:
+    return [f"{image}#{k}\tA dog, number {k}, runs on {image}." for image in images for k in range(5)]
+
+
+def fake_flickr8k() -> dict[str, bytes]:
+    """The two Flickr8k archives in the real layout, with the real flaws, but 8 images."""
+    images = [i for names in SPLIT.values() for i in names] + [UNSPLIT]
+    archives = {}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for image in images:
+            z.writestr(f"Flicker8k_Dataset/{image}", jpeg_bytes())
+            z.writestr(f"__MACOSX/Flicker8k_Dataset/._{image}", b"junk")
+    archives["Flickr8k_Dataset.zip"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    lines = token_lines(images) + [f"{BOGUS}#0\tA bogus caption .", "this line has no tab", ""]
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("Flickr8k.token.txt", "\n".join(lines))
+        for split, filename in datasets.SPLIT_FILES.items():
+            z.writestr(filename, "\n".join(SPLIT[split]) + "\n")
+        z.writestr("__MACOSX/._Flickr8k.token.txt", b"junk")
+    archives["Flickr8k_text.zip"] = buffer.getvalue()
+    return archives
+
+
+@pytest.fixture
+def flickr_server(file_server, course_dir, monkeypatch):
+    """Serve fake archives at /good/..., with the expected checksums and counts patched to match."""
+    archives = fake_flickr8k()
+    for name, body in archives.items():
+        file_server.add(f"/good/{name}", body)
+    monkeypatch.setattr(datasets, "FLICKR8K_ARCHIVES", {n: hashlib.md5(b).hexdigest() for n, b in archives.items()})
+    monkeypatch.setattr(datasets, "FLICKR8K_COUNTS", {"images": 8, "train": 4, "dev": 2, "test": 1})
+    monkeypatch.setenv("CAPTION_DATASET", "flickr8k")
+    return file_server, archives
+
+
+def use_mirror(monkeypatch, server, prefix: str) -> None:
+    monkeypatch.setenv("CAPTION_FLICKR8K_URL", f"{server.url}/{prefix}")
+
+
+def test_flickr8k_download_extract_parse(flickr_server, monkeypatch, capsys):
+    server, _ = flickr_server
+    use_mirror(monkeypatch, server, "good")
+    data = load_dataset()
+    out = capsys.readouterr().out
+    assert BOGUS in out and "malformed" in out
+    assert data.images("train") == SPLIT["train"] and data.images("test") == SPLIT["test"]
+    assert UNSPLIT not in data.images()  # in no split list: left out
+    assert len(data.captions) == 7 * 5 and set(data.captions.columns) == {"image", "caption", "split"}
+    assert data.captions["caption"].iloc[0] == "A dog, number 0, runs on img_0.jpg."
+    root = course_dir_of(data)
+    assert not list(root.rglob("__MACOSX")) and not list(root.rglob("._*"))
+    assert not list(root.rglob("*.part")) and not list(root.glob(".extract-*"))
+    # a second load reads the files and downloads nothing
+    requests = sum(len(r.requests) for r in server.routes.values())
+    load_dataset()
+    assert sum(len(r.requests) for r in server.routes.values()) == requests
+
+
+def course_dir_of(data: Dataset) -> Path:
+    return data.images_dir.parent
+
+
+def test_truncated_download_keeps_part_and_explains(flickr_server, monkeypatch, course_dir):
+    server, archives = flickr_server
+    server.add("/cut/Flickr8k_Dataset.zip", archives["Flickr8k_Dataset.zip"], "truncate")
+    use_mirror(monkeypatch, server, "cut")
+    with pytest.raises(CourseError, match="run again to resume") as error:
+        load_dataset()
+    assert "\n" not in str(error.value)
+    target = course_dir / "data" / "flickr8k" / "archives" / "Flickr8k_Dataset.zip"
+    assert not target.exists()
+    assert target.with_name(target.name + ".part").stat().st_size == len(archives["Flickr8k_Dataset.zip"]) // 2
+
+
+def test_interrupted_download_resumes(flickr_server, monkeypatch, course_dir):
+    server, archives = flickr_server
+    for name, body in archives.items():  # the 1 GB image archive is the one that gets cut
+        server.add(f"/flaky/{name}", body, "flaky" if name == "Flickr8k_Dataset.zip" else "ok")
+    use_mirror(monkeypatch, server, "flaky")
+    with pytest.raises(CourseError, match="resume"):
+        load_dataset()
+    data = load_dataset()  # second attempt continues from the .part file
+    assert len(data.images()) == 7
+    first = server.routes["/flaky/Flickr8k_Dataset.zip"].requests
+    assert first[0] is None and first[1] == f"bytes={len(archives['Flickr8k_Dataset.zip']) // 2}-"
+    saved = course_dir / "data" / "flickr8k" / "archives" / "Flickr8k_Dataset.zip"
+    assert saved.read_bytes() == archives["Flickr8k_Dataset.zip"]
+
+
+def test_wrong_checksum_deletes_the_file(flickr_server, monkeypatch, course_dir):
+    server, archives = flickr_server
+    server.add("/bad/Flickr8k_Dataset.zip", b"not the archive at all")
+    use_mirror(monkeypatch, server, "bad")
+    with pytest.raises(CourseError, match="corrupt.*deleted"):
+        load_dataset()
+    assert not list((course_dir / "data" / "flickr8k" / "archives").iterdir())
+
+
+def test_404_is_one_line(flickr_server, monkeypatch):
+    server, _ = flickr_server
+    use_mirror(monkeypatch, server, "missing")
+    with pytest.raises(CourseError, match="HTTP 404") as error:
+        load_dataset()
+    assert "\n" not in str(error.value)
+
+
+def test_no_network_points_to_shapes(course_dir, monkeypatch, file_server):
+    closed = file_server.url
+    file_server.close()  # nothing listens there any more
+    monkeypatch.setenv("CAPTION_FLICKR8K_URL", closed)
+    monkeypatch.setenv("CAPTION_DATASET", "flickr8k")
+    with pytest.raises(CourseError, match="CAPTION_DATASET=shapes"):
+        load_dataset()
+    file_server.close = lambda: None
+
+
+def test_wrong_counts_say_what_is_wrong(flickr_server, monkeypatch):
+    server, _ = flickr_server
+    monkeypatch.setattr(datasets, "FLICKR8K_COUNTS", {"images": 8091, "train": 6000, "dev": 1000, "test": 1000})
+    use_mirror(monkeypatch, server, "good")
+    with pytest.raises(CourseError, match=r"images: 8 \(expected 8091\).*train: 4 \(expected 6000\)"):
+        load_dataset()
+
+
+def test_token_file_flaws(tmp_path, capsys):
+    path = tmp_path / "Flickr8k.token.txt"
+    text = "a.jpg#0\tA café .\n\n   \nno tab here\nb.jpg#1\t\nc.jpg#2\tA dog .\n"
+    path.write_bytes(text.encode("latin-1"))
+    table = read_token_file(path)
+    assert table.values.tolist() == [["a.jpg", "A café ."], ["c.jpg", "A dog ."]]
+    out = capsys.readouterr().out
+    assert "Latin-1" in out and "skipped 2 malformed" in out
+
+
+def write_kaggle(root: Path, with_splits: bool) -> None:
+    (root / "Images").mkdir(parents=True)
+    images = [f"k{i}.jpg" for i in range(8)]
+    for image in images:
+        (root / "Images" / image).write_bytes(jpeg_bytes())
+    rows = ["image,caption"] + [f"{image},A dog , a cat , and a bird {k}" for image in images for k in range(5)]
+    rows += ["", "missing.jpg,A caption for no image"]
+    (root / "captions.txt").write_text("\n".join(rows) + "\n")
+    if with_splits:
+        lists = {"train": images[:5], "dev": images[5:7], "test": images[7:]}
+        for split, filename in datasets.SPLIT_FILES.items():
+            (root / filename).write_text("\n".join(lists[split]))
+
+
+@pytest.mark.parametrize("with_splits", [True, False])
+def test_kaggle_layout(tmp_path, course_dir, with_splits):
+    root = tmp_path / "flickr8k-kaggle"
+    write_kaggle(root, with_splits)
+    data = load_dataset(str(root))
+    assert data.name == "flickr8k-kaggle" and "missing.jpg" not in data.images()
+    assert data.captions["caption"].iloc[0] == "A dog , a cat , and a bird 0"  # commas kept
+    assert data.captions.groupby("image").size().eq(5).all()
+    if with_splits:
+        assert data.images("train") == [f"k{i}.jpg" for i in range(5)] and data.images("test") == ["k7.jpg"]
+    else:
+        assert set(data.captions["split"]) == {"train", "dev", "test"}
+        assert data.captions.groupby("image")["split"].nunique().eq(1).all()  # split by image
+
+
+def test_unknown_dataset_is_one_line(course_dir):
+    with pytest.raises(CourseError, match="neither 'flickr8k', 'shapes' nor an existing folder"):
+        load_dataset("/no/such/folder")
+
+
+def test_shapes_is_deterministic_and_in_flickr_layout(tmp_path):
+    a, b = make_shapes(tmp_path / "a"), make_shapes(tmp_path / "b")
+    assert (a / "Flickr8k.token.txt").read_bytes() == (b / "Flickr8k.token.txt").read_bytes()
+    first = sorted((a / "Flicker8k_Dataset").iterdir())[0].name
+    assert (a / "Flicker8k_Dataset" / first).read_bytes() == (b / "Flicker8k_Dataset" / first).read_bytes()
+    data = datasets.read_flickr_layout(a, "shapes")
+    assert [len(data.images(s)) for s in datasets.SPLITS] == list(datasets.SHAPES_SPLIT.values())
+    assert data.captions.groupby("image").size().eq(5).all()
+    assert data.captions.groupby("image")["caption"].nunique().min() >= 4  # varied wording
+
+
+def test_shapes_captions_describe_the_image(tmp_path):
+    root = make_shapes(tmp_path / "s", split={"train": 30, "dev": 0, "test": 0})
+    data = datasets.read_flickr_layout(root, "shapes")
+    for image in data.images()[:30]:
+        first = data.captions.loc[data.captions["image"] == image, "caption"].iloc[0].lower()
+        background = next(name for name in datasets.BACKGROUNDS if f"{name} background" in first)
+        with Image.open(data.image_path(image)) as picture:
+            corner = picture.convert("RGB").getpixel((1, 1))
+        expected = datasets.BACKGROUNDS[background]
+        assert max(abs(c - e) for c, e in zip(corner, expected)) < 25, (image, first, corner)
+        colour = next(name for name in datasets.COLOURS if f" {name} " in f" {first} ")
+        with Image.open(data.image_path(image)) as picture:
+            pixels = {colour for _, colour in picture.convert("RGB").quantize(16).convert("RGB").getcolors()}
+        assert any(max(abs(c - e) for c, e in zip(p, datasets.COLOURS[colour])) < 40 for p in pixels), (image, first)
+
+
+def test_shapes_regenerates_only_when_changed(tmp_path):
+    root = make_shapes(tmp_path / "s", split={"train": 3, "dev": 1, "test": 1})
+    stamp = (root / "Flickr8k.token.txt").stat().st_mtime_ns
+    make_shapes(tmp_path / "s", split={"train": 3, "dev": 1, "test": 1})
+    assert (root / "Flickr8k.token.txt").stat().st_mtime_ns == stamp
+    make_shapes(tmp_path / "s", split={"train": 4, "dev": 1, "test": 1})
+    assert len(list((root / "Flicker8k_Dataset").iterdir())) == 6
+
+
+def test_fast_mode_keeps_the_first_images(course_dir, monkeypatch):
+    make_shapes(course_dir / "data" / "shapes")
+    monkeypatch.setattr(datasets, "FAST_IMAGES", {"train": 10, "dev": 3, "test": 2})
+    monkeypatch.setenv("CAPTION_FAST", "1")
+    data = load_dataset()
+    full = load_dataset(fast=False)
+    assert [len(data.images(s)) for s in datasets.SPLITS] == [10, 3, 2]
+    assert data.images("train") == full.images("train")[:10]
+
+
+def test_drop_images_reports(capsys):
+    table = pd.DataFrame({"image": ["a", "a", "b"], "caption": ["x", "y", "z"], "split": ["train"] * 3})
+    data = Dataset("t", Path("."), table).drop_images({"a": "truncated JPEG"})
+    assert data.images() == ["b"]
+    assert "Dropped 2 captions of 1 unreadable image(s): a (truncated JPEG)" in capsys.readouterr().out
