@@ -1,0 +1,1 @@
+"""Speed and memory measurements of the course code against the classic approach (make bench)."""

@@ -1,0 +1,280 @@
+"""Tests of helpers.features: shapes, caching, resuming, bad images, the missing-weights message.
+
+They run ResNet50 with random (seeded) weights on a few small images: a handful of
+seconds, plus one fresh Python process for the reproducibility check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import features
+from helpers.datasets import Dataset
+from helpers.errors import CourseError
+
+SIZE = (96, 72)
+
+
+def picture(seed: int) -> Image.Image:
+    """A small RGB picture: a colour gradient with a few random rectangles."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : SIZE[1], 0 : SIZE[0]]
+    pixels = np.stack([x * rng.uniform(1, 2.5), y * rng.uniform(1, 3), (x + y) * rng.uniform(0.5, 1.5)], axis=-1)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, SIZE[0] - 20), rng.integers(0, SIZE[1] - 20)
+        pixels[y0 : y0 + 20, x0 : x0 + 20] = rng.uniform(0, 255, size=3)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+def good_images(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"good_{k:02d}.jpg" for k in range(count)]
+    for k, path in enumerate(paths):
+        picture(k).save(path, quality=90)
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def random_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("CAPTION_CNN_WEIGHTS", "none")
+    monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path / "course"))
+
+
+def test_shape_dtype_and_order(tmp_path):
+    paths = good_images(tmp_path / "images", 5)
+    result = features.extract_features(paths, batch_size=2)
+    assert result.features.shape == (5, 2048)
+    assert result.features.dtype == np.float32
+    assert np.isfinite(result.features).all()
+    assert result.images == [p.name for p in paths]
+    assert result.skipped == {}
+    assert not np.allclose(result.features[0], result.features[1])  # different images, different vectors
+    np.testing.assert_array_equal(result.lookup(["good_03.jpg", "good_00.jpg"]), result.features[[3, 0]])
+    with pytest.raises(CourseError, match="nope.jpg"):
+        result.lookup(["nope.jpg"])
+
+
+def test_same_vector_from_cache_and_from_a_fresh_process(tmp_path, monkeypatch):
+    paths = good_images(tmp_path / "images", 4)
+    cache = tmp_path / "cache"
+    first = features.extract_features(paths, cache_dir=cache, batch_size=2)
+
+    def no_model(weights):
+        raise AssertionError("the model ran although every image was cached")
+
+    monkeypatch.setattr(features, "_extractor_function", no_model)
+    again = features.extract_features(paths, cache_dir=cache)
+    np.testing.assert_array_equal(again.features, first.features)
+
+    script = (
+        "import sys, numpy as np; from helpers.features import extract_features; "
+        "np.save(sys.argv[2], extract_features([sys.argv[1]]).features)"
+    )
+    out = tmp_path / "fresh.npy"
+    subprocess.run([sys.executable, "-c", script, str(paths[2]), str(out)], check=True, capture_output=True)
+    np.testing.assert_allclose(np.load(out)[0], again.lookup(["good_02.jpg"])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_complete_cache_needs_no_model_even_with_unreadable_images(tmp_path, monkeypatch):
+    paths = good_images(tmp_path / "images", 3)
+    paths[2].write_bytes(paths[2].read_bytes()[:400])  # truncated
+    paths.append(tmp_path / "images" / "missing.jpg")
+    cache = tmp_path / "cache"
+    first = features.extract_features(paths, cache_dir=cache)
+    assert set(first.skipped) == {"good_02.jpg", "missing.jpg"}
+
+    real = features._extractor_function
+    monkeypatch.setattr(features, "_extractor_function", lambda weights: pytest.fail("the model ran"))
+    again = features.extract_features(paths, cache_dir=cache)
+    assert again.skipped == first.skipped
+    np.testing.assert_array_equal(again.features, first.features)
+
+    picture(2).save(paths[2], quality=90)  # the truncated image is replaced: it is checked again
+    monkeypatch.setattr(features, "_extractor_function", real)
+    fixed = features.extract_features(paths, cache_dir=cache)
+    assert fixed.images == ["good_00.jpg", "good_01.jpg", "good_02.jpg"]
+    assert fixed.skipped == {"missing.jpg": "file not found"}
+
+
+def test_cache_made_with_other_weights_is_not_reused(tmp_path, monkeypatch):
+    paths = good_images(tmp_path / "images", 2)
+    cache = tmp_path / "cache"
+    features.extract_features(paths, cache_dir=cache)
+    random_folder = features.cache_folder(cache, "none")
+    imagenet_folder = features.cache_folder(cache, "imagenet")
+    assert imagenet_folder != random_folder
+
+    # Asking for ImageNet features never returns the random ones: it needs the real weights.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setattr(features, "download", offline_download)
+    with pytest.raises(CourseError, match="ImageNet weights"):
+        features.extract_features(paths, weights="imagenet", cache_dir=cache)
+
+    # A folder holding features of another recipe (here: random ones copied under the
+    # ImageNet name) is refused, not read.
+    meta = imagenet_folder / "meta.json"
+    meta.write_text((random_folder / "meta.json").read_text())
+    with pytest.raises(CourseError, match="other settings"):
+        features.extract_features(paths, weights="imagenet", cache_dir=cache)
+
+
+def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
+    paths = good_images(tmp_path / "images", 8)
+    whole = features.extract_features(paths, cache_dir=tmp_path / "whole", batch_size=2, chunk_size=4)
+
+    real = features.extractor_function("none")
+    calls = []
+
+    def interrupted_on_batch_4(weights):
+        def forward(batch):
+            calls.append(len(batch))
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return real(batch)
+
+        return forward
+
+    monkeypatch.setattr(features, "_extractor_function", interrupted_on_batch_4)
+    cache = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        features.extract_features(paths, cache_dir=cache, batch_size=2, chunk_size=4)
+    folder = features.cache_folder(cache, "none")
+    parts = sorted(folder.glob("part-*.npz"))
+    assert [len(np.load(part)["images"]) for part in parts] == [4, 2]  # one chunk, then what was done
+
+    calls.clear()
+    resumed = features.extract_features(paths, cache_dir=cache, batch_size=2, chunk_size=4)
+    assert calls == [2]  # only the last two images were extracted
+    assert resumed.images == whole.images
+    np.testing.assert_allclose(resumed.features, whole.features, rtol=1e-6, atol=1e-6)
+    assert not list(folder.glob("part-*.npz"))
+    assert json.loads((folder / "images.json").read_text()) == [p.name for p in paths]
+
+
+# ---------------------------------------------------------------- bad images
+
+
+def make_bad_images(folder: Path) -> dict[str, Path]:
+    """One file of each bad kind, plus the clean images some of them are made from."""
+    folder.mkdir(parents=True)
+    source = picture(7)
+    paths = {name: folder / name for name in (
+        "source.png", "corrupt.jpg", "truncated.jpg", "gray.jpg", "gray.png", "gray_rgb.png",
+        "rgba.png", "cmyk.jpg", "png_content.jpg", "png_content.png", "missing.jpg",
+    )}
+    source.save(paths["source.png"])
+    paths["corrupt.jpg"].write_bytes(np.random.default_rng(0).bytes(3000))
+    source.save(folder / "whole.jpg", quality=90)
+    paths["truncated.jpg"].write_bytes((folder / "whole.jpg").read_bytes()[:1500])
+    source.convert("L").save(paths["gray.jpg"])
+    source.convert("L").save(paths["gray.png"])
+    source.convert("L").convert("RGB").save(paths["gray_rgb.png"])
+    rgba = source.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(SIZE))
+    rgba.save(paths["rgba.png"])
+    source.convert("CMYK").save(paths["cmyk.jpg"], quality=95)
+    source.save(paths["png_content.jpg"], format="PNG")
+    source.save(paths["png_content.png"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    paths = make_bad_images(tmp_path_factory.mktemp("bad") / "images")
+    # batch_size 3: every batch mixes good and bad files
+    return paths, features.extract_features(list(paths.values()), weights="none", batch_size=3)
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [("corrupt.jpg", "not an image"), ("truncated.jpg", "truncated"), ("missing.jpg", "not found")],
+)
+def test_unreadable_image_is_skipped_with_its_reason(bad_run, name, reason):
+    _, result = bad_run
+    assert name not in result.images
+    assert reason in result.skipped[name]
+
+
+def pixels(path: Path) -> np.ndarray:
+    return features.load_image(str(path)).numpy()
+
+
+@pytest.mark.parametrize("name", ["gray.jpg", "rgba.png", "cmyk.jpg", "png_content.jpg"])
+def test_readable_odd_image_is_featurised(bad_run, name):
+    _, result = bad_run
+    assert name in result.images and name not in result.skipped
+    assert np.isfinite(result.lookup([name])).all()
+
+
+def test_every_readable_image_survives_its_batch(bad_run):
+    paths, result = bad_run
+    assert set(result.images) | set(result.skipped) == set(paths)
+    assert len(result.skipped) == 3
+    assert result.features.shape == (len(paths) - 3, 2048)
+
+
+def test_odd_images_are_converted_to_the_right_rgb(bad_run):
+    paths, result = bad_run
+    np.testing.assert_array_equal(pixels(paths["gray.png"]), pixels(paths["gray_rgb.png"]))
+    np.testing.assert_array_equal(pixels(paths["rgba.png"]), pixels(paths["source.png"]))  # alpha dropped
+    assert np.abs(pixels(paths["cmyk.jpg"]) - pixels(paths["source.png"])).mean() < 3  # JPEG loss only
+    np.testing.assert_array_equal(result.lookup(["png_content.jpg"]), result.lookup(["png_content.png"]))
+    gray = pixels(paths["gray.jpg"]) + np.array([103.939, 116.779, 123.68])  # undo the mean subtraction
+    np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-3)
+
+
+def test_dataset_features_drops_unreadable_images(tmp_path):
+    images_dir = tmp_path / "images"
+    good_images(images_dir, 2)
+    (images_dir / "broken.jpg").write_bytes(b"this is not a JPEG")
+    captions = pd.DataFrame({
+        "image": ["good_00.jpg", "good_00.jpg", "good_01.jpg", "broken.jpg"],
+        "caption": ["a", "b", "c", "d"],
+        "split": ["train", "train", "dev", "test"],
+    })
+    result, dataset = features.dataset_features(Dataset("tiny", images_dir, captions))
+    assert result.images == ["good_00.jpg", "good_01.jpg"]
+    assert "broken.jpg" in result.skipped
+    assert dataset.images() == ["good_00.jpg", "good_01.jpg"]
+    assert len(dataset.captions) == 3
+    assert (tmp_path / "course" / "artifacts" / "tiny" / "features" / "resnet50-none-224" / "features.npy").exists()
+
+
+# ---------------------------------------------------------------- ImageNet weights missing
+
+
+def offline_download(url, dest, md5=None, desc=None):
+    raise CourseError(f"Cannot reach {url} (no network in tests).")
+
+
+def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
+    keras_home = tmp_path / "empty-keras"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setattr(features, "download", offline_download)  # never the network
+    with pytest.raises(CourseError) as caught:
+        features.build_extractor("imagenet")
+    message = str(caught.value)
+    assert "\n" not in message
+    for fix in ("connect to the internet", features.WEIGHTS_FILE, str(keras_home / "models"), "CAPTION_CNN_WEIGHTS=none"):
+        assert fix in message
+
+
+def test_damaged_imagenet_weights_file_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / features.WEIGHTS_FILE).write_bytes(b"half a file")
+    with pytest.raises(CourseError, match="damaged"):
+        features.build_extractor("imagenet")
+
+
+def test_unknown_weights_are_refused():
+    with pytest.raises(CourseError, match="imagenet21k"):
+        features.build_extractor("imagenet21k")
