@@ -1,0 +1,208 @@
+"""Training data for the captioner, the classic way and the fast way (introduced in lesson 05).
+
+A caption ``startseq a dog runs endseq`` teaches the model four things: after
+``startseq`` comes ``a``, after ``startseq a`` comes ``dog``, and so on.
+
+* The **classic generator** (:class:`CaptionPairs`) spells every such pair out: one
+  ``(image features, right-padded prefix) -> next word`` row per word, for the *prefix
+  model*. It is what tutorials in the wild show.
+* The **fast path** (:func:`caption_dataset`) hands the *sequence model* whole captions
+  (teacher forcing): inputs ``tokens[:-1]``, targets ``tokens[1:]``. One pass over a
+  caption computes every pair of it at once, batched by ``tf.data`` without Python in
+  the loop.
+
+Both take the image features and the encoded captions grouped by image: either an array
+``(n_images, 2048)`` with a list whose item ``i`` holds the captions of image ``i``, or
+mappings keyed by image name (a ``FeatureSet`` from :mod:`helpers.features` works too).
+A caption is a list of token ids, ``startseq ... endseq``, with no padding. Captions longer
+than ``max_len + 1`` tokens are cut, so every prefix fits the prefix model's input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+Captions = Sequence[Sequence[int]]
+#: Captions grouped by image: ``{image name: captions}`` or a list aligned with feature rows.
+GroupedCaptions = Mapping[Any, Captions] | Sequence[Captions]
+
+
+def captions_by_image(table: pd.DataFrame, vocab, split: str | None = None) -> dict[str, list[list[int]]]:
+    """Encode the ``tokens`` column of a captions table, grouped by image (lesson 05).
+
+    ``table`` is the table of :func:`helpers.text.prepare_text` (columns ``image``,
+    ``split``, ``tokens``); ``split`` keeps only ``train``, ``dev`` or ``test``.
+    """
+    rows = table if split is None else table[table["split"] == split]
+    grouped: dict[str, list[list[int]]] = {}
+    for image, tokens in zip(rows["image"], rows["tokens"]):
+        grouped.setdefault(image, []).append(vocab.encode(tokens))
+    return grouped
+
+
+def _grouped(captions: GroupedCaptions) -> tuple[list, list[Captions]]:
+    """Image keys and their caption lists, in a fixed order."""
+    if isinstance(captions, Mapping):
+        return list(captions.keys()), list(captions.values())
+    return list(range(len(captions))), list(captions)
+
+
+def feature_rows(features, keys: Sequence) -> np.ndarray:
+    """The ``(len(keys), 2048)`` features of some images: from an array (keys = row numbers),
+    a mapping (keys = image names) or a ``FeatureSet`` (its ``lookup``)."""
+    if hasattr(features, "lookup"):
+        return np.asarray(features.lookup(list(keys)), dtype="float32")
+    if isinstance(features, np.ndarray):
+        return np.asarray(features[list(keys)], dtype="float32")
+    return np.stack([np.asarray(features[key], dtype="float32") for key in keys])
+
+
+def caption_pairs(caption: Sequence[int], max_len: int | None = None) -> list[tuple[list[int], int]]:
+    """All ``(prefix, next word)`` pairs of one encoded caption, unpadded (lesson 05's table).
+
+    ``[1, 4, 9, 2]`` (startseq a dog endseq) gives ``([1], 4), ([1, 4], 9), ([1, 4, 9], 2)``.
+    With ``max_len`` the caption is first cut to ``max_len + 1`` tokens.
+    """
+    tokens = list(caption if max_len is None else caption[: max_len + 1])
+    return [(tokens[:t], tokens[t]) for t in range(1, len(tokens))]
+
+
+class CaptionPairs(keras.utils.PyDataset):
+    """The classic generator: every (image, padded prefix) -> next word pair (lesson 05).
+
+    Each batch holds all pairs of all captions of ``images_per_batch`` images, so its
+    size varies (about 5 captions x 11 words = 55 pairs per Flickr8k image). The image
+    order is shuffled before every epoch. Targets are word ids for
+    ``SparseCategoricalCrossentropy``, or one-hot rows of length ``vocab_size`` with
+    ``one_hot=True`` (what older tutorials do; lesson 05 measures what that costs).
+    Feed it to the *prefix* model.
+    """
+
+    def __init__(
+        self,
+        features,
+        captions: GroupedCaptions,
+        max_len: int,
+        *,
+        images_per_batch: int = 3,
+        one_hot: bool = False,
+        vocab_size: int | None = None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)  # Keras 3 needs this (workers, use_multiprocessing, ...)
+        if one_hot and not vocab_size:
+            raise ValueError("one_hot=True needs vocab_size (the length of a one-hot row)")
+        self.features = features
+        self.keys, self.captions = _grouped(captions)
+        self.max_len, self.images_per_batch = max_len, images_per_batch
+        self.one_hot, self.vocab_size, self.shuffle = one_hot, vocab_size, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(len(self.keys))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.keys) / self.images_per_batch)
+
+    def __getitem__(self, index: int):
+        chosen = self.order[index * self.images_per_batch : (index + 1) * self.images_per_batch]
+        vectors = feature_rows(self.features, [self.keys[i] for i in chosen])
+        images, prefixes, next_words = [], [], []
+        for vector, i in zip(vectors, chosen):
+            for caption in self.captions[i]:
+                for prefix, next_word in caption_pairs(caption, self.max_len):
+                    images.append(vector)
+                    prefixes.append(prefix)
+                    next_words.append(next_word)
+        words = keras.utils.pad_sequences(prefixes, maxlen=self.max_len, padding="post", dtype="int32")
+        targets = np.array(next_words, dtype="int32")
+        if self.one_hot:
+            targets = keras.utils.to_categorical(targets, self.vocab_size).astype("float32")
+        return {"image": np.stack(images), "words": words}, targets
+
+    def on_epoch_end(self) -> None:
+        """Keras calls this after every epoch: a new image order for the next one."""
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+
+
+def teacher_forcing_arrays(captions: GroupedCaptions, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole captions as three arrays, one row per caption (lesson 05).
+
+    Returns ``image_rows`` (which image each caption belongs to, as a position in the
+    grouped captions), ``inputs`` = ``tokens[:-1]`` and ``targets`` = ``tokens[1:]``, both
+    right-padded with 0 to the longest caption. Target ``t`` is the word that follows
+    ``inputs[:t + 1]``: the pairs of the classic generator, side by side.
+    """
+    _, groups = _grouped(captions)
+    cut = [
+        (row, list(caption if max_len is None else caption[: max_len + 1]))
+        for row, group in enumerate(groups)
+        for caption in group
+    ]
+    cut = [(row, tokens) for row, tokens in cut if len(tokens) >= 2]
+    width = max((len(tokens) - 1 for _, tokens in cut), default=1)
+    image_rows = np.array([row for row, _ in cut], dtype="int32")
+    inputs = np.zeros((len(cut), width), dtype="int32")
+    targets = np.zeros((len(cut), width), dtype="int32")
+    for i, (_, tokens) in enumerate(cut):
+        inputs[i, : len(tokens) - 1] = tokens[:-1]
+        targets[i, : len(tokens) - 1] = tokens[1:]
+    return image_rows, inputs, targets
+
+
+def bucket_boundaries(lengths: np.ndarray, buckets: int = 5) -> list[int]:
+    """Length limits that split the captions into about equally full buckets."""
+    quantiles = np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1])
+    return sorted({int(q) + 1 for q in quantiles})
+
+
+def caption_dataset(
+    features,
+    captions: GroupedCaptions,
+    *,
+    batch_size: int = 64,
+    max_len: int | None = None,
+    shuffle: bool = True,
+    buckets: int = 5,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """The fast path: batches of whole captions for the sequence model (lesson 05).
+
+    Yields ``({"image": (b, 2048), "words": (b, T)}, targets (b, T))`` where ``T`` is the
+    longest caption *of that batch* (all-zero columns are trimmed), targets are word ids
+    and 0 marks padding (the loss ignores class 0). With ``buckets > 1`` captions of
+    similar length are batched together (``bucket_by_sequence_length``), so little of each
+    batch is padding; ``buckets=1`` batches them as they come (shuffled or not). The features of each
+    batch are gathered from one in-memory table of the images' features, by index.
+    """
+    keys, _ = _grouped(captions)
+    table = tf.constant(feature_rows(features, keys))
+    image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
+    data = tf.data.Dataset.from_tensor_slices((image_rows, inputs, targets))
+    if shuffle:
+        data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+    lengths = np.count_nonzero(targets, axis=1)
+    limits = bucket_boundaries(lengths, buckets) if buckets > 1 else []
+    data = data.bucket_by_sequence_length(
+        lambda row, words, target: tf.math.count_nonzero(target, dtype=tf.int32),
+        limits,
+        [batch_size] * (len(limits) + 1),
+        no_padding=True,
+    )
+    # Tell Keras how many batches an epoch has: a progress bar with an end, no "ran out of data".
+    per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
+    data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
+
+    def assemble(rows, words, target):
+        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
+        return {"image": tf.gather(table, rows), "words": words[:, :width]}, target[:, :width]
+
+    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
