@@ -1,0 +1,237 @@
+"""Scoring captions against human references, and the baselines a model must beat (introduced in lesson 09).
+
+Every score here compares *cleaned* text: :func:`tokens` runs ``helpers.text.clean_caption``
+on hypotheses and references alike (lower case, no punctuation, the lesson 02 rules) and
+drops ``startseq``/``endseq``. So raw dataset captions ("A dog runs .") and decoder output
+("a dog runs") score the same, and a special token left in a hypothesis can never count as
+a matched word — one of the ways tutorials inflate BLEU (lesson 09 shows by how much).
+The model cannot produce anything the cleaning would remove, so cleaning only makes the
+two sides comparable; the references keep their out-of-vocabulary words, as they should.
+
+* BLEU-1..4: NLTK's *corpus* BLEU (n-gram counts summed over all images, then one
+  brevity penalty), cumulative weights (1,0,0,0), (1/2,1/2,0,0), (1/3,1/3,1/3,0),
+  (1/4,1/4,1/4,1/4), no smoothing — how papers report it.
+* CIDEr and ROUGE-L: the scorers of ``pycocoevalcap`` (the COCO caption evaluation code),
+  fed our whitespace tokens instead of its PTBTokenizer (which needs Java and a jar).
+* METEOR: ``pycocoevalcap``'s wrapper of the METEOR 1.5 jar (shipped in the pip package);
+  it needs Java, and is skipped with a note when Java is missing or the jar fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
+
+from helpers.errors import CourseError
+from helpers.text import END, START, clean_caption
+
+#: Cumulative BLEU weights: BLEU-n is the geometric mean of the 1..n-gram precisions.
+BLEU_WEIGHTS = {
+    "BLEU-1": (1.0, 0.0, 0.0, 0.0),
+    "BLEU-2": (1 / 2, 1 / 2, 0.0, 0.0),
+    "BLEU-3": (1 / 3, 1 / 3, 1 / 3, 0.0),
+    "BLEU-4": (1 / 4, 1 / 4, 1 / 4, 1 / 4),
+}
+#: Sentence-level BLEU of one image needs smoothing (one missing 4-gram would make it 0):
+#: Chen & Cherry's method 1 counts a missing n-gram as 0.1 of a match.
+_SMOOTHING = SmoothingFunction().method1
+
+
+def tokens(caption: str) -> list[str]:
+    """The words a caption is scored on: cleaned as in lesson 02, ``startseq``/``endseq`` dropped (lesson 09)."""
+    return [word for word in clean_caption(caption).split() if word not in (START, END)]
+
+
+def _tokenized(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> tuple[list, list]:
+    """Check the shapes (a list of references per image, one hypothesis per image) and tokenize."""
+    if len(references) != len(hypotheses):
+        raise CourseError(f"Got references for {len(references)} images but {len(hypotheses)} captions: one caption per image is needed.")
+    if not references or any(isinstance(refs, str) or not refs for refs in references):
+        raise CourseError("references must be a list with, for each image, a non-empty list of reference captions.")
+    return [[tokens(r) for r in refs] for refs in references], [tokens(h) for h in hypotheses]
+
+
+def _coco_format(refs: list[list[list[str]]], hyps: list[list[str]]) -> tuple[dict, dict]:
+    """The ``{image: [sentence, ...]}`` dictionaries pycocoevalcap's scorers take."""
+    return {i: [" ".join(r) for r in rs] for i, rs in enumerate(refs)}, {i: [" ".join(h)] for i, h in enumerate(hyps)}
+
+
+@contextmanager
+def _meteor_scorer() -> Iterator[Callable[[dict, dict], float | None] | None]:
+    """A running METEOR jar (Java starts once, in about 10 s, for any number of scores), or None with a note."""
+    if shutil.which("java") is None:
+        print("METEOR skipped: it needs Java (e.g. `apt install default-jre` or `conda install openjdk`).")
+        yield None
+        return
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    try:
+        scorer = Meteor()
+    except OSError as error:
+        print(f"METEOR skipped: Java could not start ({error}).")
+        yield None
+        return
+
+    def meteor(gts: dict, res: dict) -> float | None:
+        try:
+            return float(scorer.compute_score(gts, res)[0])
+        except (OSError, ValueError) as error:  # the jar died or answered garbage
+            print(f"METEOR skipped: the METEOR jar failed ({error or type(error).__name__}).")
+            if scorer.lock.locked():  # the wrapper's destructor waits for this lock
+                scorer.lock.release()
+            return None
+
+    try:
+        yield meteor
+    finally:
+        scorer.meteor_p.stdout.close()
+        scorer.meteor_p.stderr.close()
+        del scorer  # its destructor stops the Java process
+
+
+def _scores(refs: list, hyps: list, meteor: Callable[[dict, dict], float | None] | None) -> dict[str, float]:
+    """All corpus scores of tokenized captions (see :func:`score`)."""
+    results = dict(zip(BLEU_WEIGHTS, map(float, corpus_bleu(refs, hyps, weights=list(BLEU_WEIGHTS.values())))))
+    gts, res = _coco_format(refs, hyps)
+    value = meteor(gts, res) if meteor else None
+    if value is not None:
+        results["METEOR"] = value
+    results["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
+    results["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    return results
+
+
+def score(references: Sequence[Sequence[str]], hypotheses: Sequence[str], meteor: bool = True) -> dict[str, float]:
+    """Corpus scores of one caption per image against that image's references (lesson 09).
+
+    ``references[i]`` is the list of human captions of image i, ``hypotheses[i]`` the
+    caption to score. Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it, else
+    a note is printed; ``meteor=False`` skips it: Java takes about 10 s to start it),
+    ``ROUGE-L`` and ``CIDEr``, all between 0 and 1 except CIDEr (0 to 10). Papers print
+    them x100.
+    """
+    refs, hyps = _tokenized(references, hypotheses)
+    with _meteor_scorer() if meteor else nullcontext() as meteor_score:
+        return _scores(refs, hyps, meteor_score)
+
+
+def compare(references: Sequence[Sequence[str]], systems: Mapping[str, Sequence[str]], meteor: bool = True) -> pd.DataFrame:
+    """:func:`score` of several captioners on the same images, one row each (lesson 09).
+
+    ``systems`` maps a name ("greedy", "beam 3", "nearest neighbour", ...) to its
+    captions; METEOR's Java process starts once for all of them.
+    """
+    tokenized = {name: _tokenized(references, captions) for name, captions in systems.items()}
+    with _meteor_scorer() if meteor else nullcontext() as meteor_score:
+        rows = {name: _scores(refs, hyps, meteor_score) for name, (refs, hyps) in tokenized.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def per_image_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> pd.DataFrame:
+    """One row of scores per image, for lesson 09's histogram and best/worst gallery.
+
+    Columns: ``BLEU-1`` and ``BLEU-4`` (sentence BLEU, smoothed: see ``_SMOOTHING``),
+    ``ROUGE-L``, ``CIDEr`` (its word weights still come from all the images given).
+    Their means are *not* the corpus scores of :func:`score` (corpus BLEU pools n-gram
+    counts before dividing), except for ROUGE-L and CIDEr, which are means already.
+    """
+    refs, hyps = _tokenized(references, hypotheses)
+    gts, res = _coco_format(refs, hyps)
+    return pd.DataFrame(
+        {
+            "BLEU-1": [sentence_bleu(r, h, weights=(1.0,)) for r, h in zip(refs, hyps)],
+            "BLEU-4": [sentence_bleu(r, h, smoothing_function=_SMOOTHING) for r, h in zip(refs, hyps)],
+            "ROUGE-L": Rouge().compute_score(gts, res)[1],
+            "CIDEr": Cider().compute_score(gts, res)[1],
+        }
+    )
+
+
+def most_frequent_caption(train_captions: Iterable[str]) -> str:
+    """The training caption seen most often, cleaned (ties: alphabetical first) — baseline 1 of lesson 09.
+
+    Giving it to every test image is what a model that ignores the image does at best;
+    a captioner has to beat it to show it looks at pictures at all.
+    """
+    counts = Counter(" ".join(tokens(caption)) for caption in train_captions)
+    if not counts:
+        raise CourseError("No training captions given: most_frequent_caption needs the training split's captions.")
+    return min(counts, key=lambda caption: (-counts[caption], caption))
+
+
+def consensus_caption(captions: Sequence[str]) -> str:
+    """Of one image's captions, the one that agrees most with the others (cleaned; lesson 09).
+
+    Agreement = smoothed sentence BLEU-4 of a caption against its siblings, as in Devlin
+    et al. (2015), "Exploring nearest neighbor approaches for image captioning". It skips
+    the odd caption out ("a photo of my dog Rex") that the first caption could be.
+    """
+    tokenized = [tokens(c) for c in captions]
+    if len(tokenized) == 1:
+        return " ".join(tokenized[0])
+    agreement = [
+        sentence_bleu(tokenized[:i] + tokenized[i + 1 :], candidate, smoothing_function=_SMOOTHING)
+        for i, candidate in enumerate(tokenized)
+    ]
+    return " ".join(tokenized[int(np.argmax(agreement))])
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, so a dot product is the cosine similarity."""
+    features = np.asarray(features, dtype="float32")
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_neighbour_captions(
+    train_features: np.ndarray,
+    train_captions: Sequence[Sequence[str]],
+    test_features: np.ndarray,
+    batch_size: int = 1024,
+) -> list[str]:
+    """Baseline 2 of lesson 09: each test image gets a caption of its most similar training image.
+
+    Similarity is the cosine of the ResNet50 feature vectors (what the captioner sees too);
+    ``train_captions[j]`` holds the captions of training image j, and of those the
+    :func:`consensus_caption` is used. Retrieval is strong on Flickr8k, where many
+    pictures look alike (dogs on grass, people in the snow): a model must beat it to
+    show it *composes* captions rather than recalls them.
+    """
+    if len(train_features) != len(train_captions):
+        raise CourseError(f"{len(train_features)} training feature rows but captions for {len(train_captions)} images.")
+    train = _unit_rows(train_features)
+    test = _unit_rows(test_features)
+    nearest = np.concatenate(
+        [np.argmax(test[start : start + batch_size] @ train.T, axis=1) for start in range(0, len(test), batch_size)]
+    )
+    chosen = {j: consensus_caption(train_captions[j]) for j in set(nearest.tolist())}
+    return [chosen[j] for j in nearest.tolist()]
+
+
+def caption_diversity(captions: Sequence[str], train_captions: Iterable[str] | None = None) -> dict[str, float]:
+    """How varied a set of generated captions is (lesson 09).
+
+    ``distinct_captions``; ``repeated_share``: the share of captions that some other image
+    got word for word too; ``distinct_words`` used at all; ``mean_length`` in words; and,
+    with the training captions, ``novel_share``: the share not copied verbatim from them.
+    """
+    cleaned = [" ".join(tokens(c)) for c in captions]
+    counts = Counter(cleaned)
+    diversity = {
+        "captions": len(cleaned),
+        "distinct_captions": len(counts),
+        "repeated_share": sum(n for n in counts.values() if n > 1) / max(len(cleaned), 1),
+        "distinct_words": len({word for caption in cleaned for word in caption.split()}),
+        "mean_length": float(np.mean([len(c.split()) for c in cleaned])) if cleaned else 0.0,
+    }
+    if train_captions is not None:
+        seen = {" ".join(tokens(c)) for c in train_captions}
+        diversity["novel_share"] = sum(c not in seen for c in cleaned) / max(len(cleaned), 1)
+    return diversity

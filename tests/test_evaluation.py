@@ -1,0 +1,137 @@
+"""Tests of helpers.evaluation: metrics checked against hand arithmetic, and the baselines."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers import evaluation
+from helpers.errors import CourseError
+from helpers.evaluation import (
+    caption_diversity,
+    compare,
+    consensus_caption,
+    most_frequent_caption,
+    nearest_neighbour_captions,
+    per_image_scores,
+    score,
+    tokens,
+)
+
+REFERENCES = [
+    ["A dog runs in the grass.", "The dog is running"],  # raw captions: score() cleans them
+    ["a black cat sits on the mat", "the cat sleeps"],
+]
+HYPOTHESES = ["startseq a dog runs in the park endseq", "a cat sits on the sofa"]
+
+
+def test_bleu_matches_the_hand_computation():
+    # Image 1: "a dog runs in the park" vs refs "a dog runs in the grass", "the dog is running"
+    #   1-grams: a dog runs in the (park: no)                          5 of 6 match
+    #   2-grams: a dog, dog runs, runs in, in the (the park: no)       4 of 5
+    #   3-grams: a dog runs, dog runs in, runs in the (in the park)    3 of 4
+    #   4-grams: a dog runs in, dog runs in the (runs in the park)     2 of 3
+    # Image 2: "a cat sits on the sofa" vs "a black cat sits on the mat", "the cat sleeps"
+    #   1-grams: a cat sits on the (sofa: no)                          5 of 6
+    #   2-grams: cat sits, sits on, on the (a cat, the sofa: no)       3 of 5
+    #   3-grams: cat sits on, sits on the                              2 of 4
+    #   4-grams: cat sits on the                                       1 of 3
+    # Corpus BLEU pools the counts: p1 = 10/12, p2 = 7/10, p3 = 5/8, p4 = 3/6.
+    p = [10 / 12, 7 / 10, 5 / 8, 3 / 6]
+    # Brevity: hypotheses 6 + 6 = 12 words; closest reference lengths 6 + 7 = 13 words.
+    brevity_penalty = math.exp(1 - 13 / 12)
+    expected = {f"BLEU-{n}": brevity_penalty * math.prod(p[:n]) ** (1 / n) for n in range(1, 5)}
+    got = score(REFERENCES, HYPOTHESES, meteor=False)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-9), name
+    assert got["BLEU-1"] == pytest.approx(0.76670, abs=1e-5)  # the same, worked out on paper
+    assert 0 < got["ROUGE-L"] < 1 and got["CIDEr"] > 0
+
+
+def test_a_caption_equal_to_a_reference_scores_1():
+    got = score([["a dog runs in the grass", "a brown dog"]], ["a dog runs in the grass"], meteor=False)
+    for name in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"):
+        assert got[name] == pytest.approx(1.0), name
+
+
+def test_special_tokens_and_punctuation_never_count():
+    assert tokens("startseq A dog, running! endseq") == ["a", "dog", "running"]
+    wrapped = [[f"startseq {r} endseq" for r in refs] for refs in REFERENCES]
+    clean = [h.replace("startseq ", "").replace(" endseq", "") for h in HYPOTHESES]
+    assert score(wrapped, HYPOTHESES, meteor=False) == score(REFERENCES, clean, meteor=False)
+
+
+def test_per_image_scores_rank_the_images():
+    table = per_image_scores(REFERENCES + [["a red ball on grass"]], HYPOTHESES + ["a red ball on grass"])
+    assert list(table.columns) == ["BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"]
+    assert len(table) == 3
+    assert table.loc[2, "BLEU-4"] == pytest.approx(1.0) and table.loc[2, "ROUGE-L"] == pytest.approx(1.0)
+    assert (table.loc[:1, "BLEU-4"] < 1).all()
+    corpus = score(REFERENCES + [["a red ball on grass"]], HYPOTHESES + ["a red ball on grass"], meteor=False)
+    assert table["ROUGE-L"].mean() == pytest.approx(corpus["ROUGE-L"])
+    assert table["CIDEr"].mean() == pytest.approx(corpus["CIDEr"])
+
+
+def test_mismatched_inputs_are_explained():
+    with pytest.raises(CourseError, match="one caption per image"):
+        score(REFERENCES, HYPOTHESES[:1])
+    with pytest.raises(CourseError, match="list of reference captions"):
+        score(["a dog", "a cat"], HYPOTHESES)
+
+
+def test_meteor_is_skipped_with_a_note_without_java(monkeypatch, capsys):
+    monkeypatch.setattr(evaluation.shutil, "which", lambda name: None)
+    got = score(REFERENCES, HYPOTHESES)
+    assert "METEOR" not in got
+    assert "METEOR skipped" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
+def test_meteor_runs_with_java():
+    # one Java start for both rows; special tokens and punctuation stripped before scoring
+    table = compare([["A dog runs in the grass."]], {"same": ["startseq a dog runs in the grass endseq"], "other": ["a cat"]})
+    assert table.loc["same", "METEOR"] == pytest.approx(1.0)
+    assert table.loc["other", "METEOR"] < 0.5
+
+
+def test_compare_scores_several_captioners_at_once():
+    table = compare(REFERENCES, {"model": HYPOTHESES, "copy": [refs[0] for refs in REFERENCES]}, meteor=False)
+    assert list(table.index) == ["model", "copy"]
+    assert table.loc["model"].to_dict() == score(REFERENCES, HYPOTHESES, meteor=False)
+    assert table.loc["copy", "BLEU-4"] == pytest.approx(1.0)
+
+
+def test_most_frequent_caption_cleans_then_counts():
+    captions = ["A dog runs.", "a cat sleeps", "a dog runs", "A cat sleeps", "a dog  runs"]
+    assert most_frequent_caption(captions) == "a dog runs"
+    assert most_frequent_caption(["b is second", "a is first"]) == "a is first"  # a tie: alphabetical
+
+
+def test_consensus_caption_skips_the_odd_one_out():
+    assert consensus_caption(["A zebra in a zoo", "a red circle", "A red circle.", "a red square"]) == "a red circle"
+    assert consensus_caption(["Only one."]) == "only one"
+
+
+def test_nearest_neighbour_uses_cosine_similarity():
+    train_features = np.array([[1.0, 0.0], [10.0, 10.0]])
+    train_captions = [["a cat"], ["a dog", "a dog", "a bird"]]
+    # (3, 3.2) is closer to (1, 0) in distance, but points the same way as (10, 10)
+    test_features = np.array([[3.0, 3.2], [0.5, 0.01], [30.0, 28.0]])
+    assert nearest_neighbour_captions(train_features, train_captions, test_features, batch_size=2) == [
+        "a dog",
+        "a cat",
+        "a dog",
+    ]
+
+
+def test_caption_diversity():
+    got = caption_diversity(["a dog runs", "a dog runs", "a cat", "A cat.", "a red ball"], train_captions=["a cat"])
+    assert got["captions"] == 5 and got["distinct_captions"] == 3
+    assert got["repeated_share"] == pytest.approx(4 / 5)
+    assert got["distinct_words"] == 6  # a dog runs cat red ball
+    assert got["mean_length"] == pytest.approx(13 / 5)
+    assert got["novel_share"] == pytest.approx(3 / 5)
