@@ -4,15 +4,19 @@
 
 * ``flickr8k`` downloads and checks the two Flickr8k archives on first use;
 * ``shapes`` generates a small offline dataset of coloured shapes, in the Flickr8k layout;
-* a folder in the Kaggle layout (``Images/`` + ``captions.txt``) or the Flickr8k layout.
+* a folder in the Kaggle layout (``Images/`` + ``captions.txt``) or the Flickr8k layout;
+* ``flickr30k`` and ``coco``, or a folder with Karpathy's split file (``dataset_flickr30k.json``,
+  ``dataset_coco.json``) and its images (lesson 10): see :func:`read_karpathy`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -45,11 +49,16 @@ FAST_IMAGES = {"train": 1000, "dev": 200, "test": 200}
 
 @dataclass(frozen=True)
 class Dataset:
-    """An images folder and its captions: a DataFrame with columns ``image, caption, split``."""
+    """An images folder and its captions: a DataFrame with columns ``image, caption, split``.
+
+    ``subfolders`` says, for datasets that keep their images in several folders (COCO's
+    ``train2014/`` and ``val2014/``), which folder inside ``images_dir`` holds an image.
+    """
 
     name: str
     images_dir: Path
     captions: pd.DataFrame
+    subfolders: dict[str, str] = field(default_factory=dict, repr=False)
 
     def images(self, split: str | None = None) -> list[str]:
         """Sorted image file names, of one split or of all."""
@@ -58,7 +67,7 @@ class Dataset:
 
     def image_path(self, image: str) -> Path:
         """Full path of an image file."""
-        return self.images_dir / image
+        return self.images_dir / self.subfolders.get(image, "") / image
 
     def drop_images(self, reasons: dict[str, str]) -> Dataset:
         """The dataset without the given images (image -> why), saying what was dropped."""
@@ -67,7 +76,7 @@ class Dataset:
             listed = ", ".join(f"{image} ({why})" for image, why in list(reasons.items())[:5])
             more = f" and {len(reasons) - 5} more" if len(reasons) > 5 else ""
             print(f"Dropped {int(drop.sum())} captions of {len(reasons)} unreadable image(s): {listed}{more}.")
-        return Dataset(self.name, self.images_dir, self.captions[~drop].reset_index(drop=True))
+        return dataclasses.replace(self, captions=self.captions[~drop].reset_index(drop=True))
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{split} {len(self.images(split))}" for split in SPLITS)
@@ -86,6 +95,8 @@ def load_dataset(name: str | None = None, *, fast: bool | None = None) -> Datase
         dataset = read_flickr_layout(prepare_flickr8k(settings), "flickr8k", FLICKR8K_COUNTS)
     elif name == "shapes":
         dataset = read_flickr_layout(make_shapes(settings.data_dir / "shapes"), "shapes")
+    elif name in KARPATHY_DATASETS:
+        dataset = read_karpathy(prepare_karpathy(name, settings.data_dir / name))
     else:
         dataset = read_folder(Path(name).expanduser())
     use_fast = settings.fast if fast is None else fast
@@ -93,7 +104,7 @@ def load_dataset(name: str | None = None, *, fast: bool | None = None) -> Datase
 
 
 def read_folder(folder: Path) -> Dataset:
-    """A dataset folder given by path: the Kaggle layout or the Flickr8k layout."""
+    """A dataset folder given by path: the Kaggle layout, the Flickr8k layout or a Karpathy split file."""
     if not folder.is_dir():
         raise CourseError(
             f"CAPTION_DATASET={folder} is neither 'flickr8k', 'shapes' nor an existing folder."
@@ -102,8 +113,11 @@ def read_folder(folder: Path) -> Dataset:
         return read_kaggle(folder)
     if (folder / TOKEN_FILE).exists():
         return read_flickr_layout(folder, folder.name)
+    if karpathy_file(folder) is not None:
+        return read_karpathy(folder)
     raise CourseError(
-        f"{folder} holds neither captions.txt (Kaggle layout) nor {TOKEN_FILE} (Flickr8k layout)."
+        f"{folder} holds neither captions.txt (Kaggle layout), {TOKEN_FILE} (Flickr8k layout) "
+        f"nor a dataset_*.json split file (Karpathy layout)."
     )
 
 
@@ -112,7 +126,7 @@ def fast_subset(dataset: Dataset, sizes: dict[str, int] | None = None) -> Datase
     sizes = sizes or FAST_IMAGES
     keep = {image for split in SPLITS for image in dataset.images(split)[: sizes[split]]}
     table = dataset.captions[dataset.captions["image"].isin(keep)].reset_index(drop=True)
-    return Dataset(dataset.name, dataset.images_dir, table)
+    return dataclasses.replace(dataset, captions=table)
 
 
 # ---------------------------------------------------------------- reading caption files
@@ -150,10 +164,15 @@ def read_split_file(path: Path) -> list[str]:
     return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
-def _drop_missing_images(table: pd.DataFrame, images_dir: Path) -> pd.DataFrame:
-    """Drop captions whose image file is absent (Flickr8k's token file lists one bogus id)."""
-    present = {p.name for p in images_dir.iterdir()}
-    missing = sorted(set(table["image"]) - present)
+def _drop_missing_images(table: pd.DataFrame, images_dir: Path, subfolders: dict[str, str] | None = None) -> pd.DataFrame:
+    """Drop captions whose image file is absent (Flickr8k's token file lists one bogus id).
+
+    ``subfolders`` (image -> folder inside ``images_dir``) is for datasets kept in several folders.
+    """
+    subfolders = subfolders or {}
+    folders = [sub for sub in set(subfolders.values()) | {""} if (images_dir / sub).is_dir()]
+    present = {(sub, path.name) for sub in folders for path in (images_dir / sub).iterdir()}
+    missing = sorted(image for image in set(table["image"]) if (subfolders.get(image, ""), image) not in present)
     if missing:
         print(f"Dropped {int(table['image'].isin(missing).sum())} caption(s) of {len(missing)} id(s) with no image file: {missing[:3]}.")
     return table[~table["image"].isin(missing)]
@@ -250,6 +269,140 @@ def _extract(archive: Path, root: Path) -> None:
                 found.rename(root / wanted)
             break
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- Karpathy split files (lesson 10)
+
+#: Karpathy's split files of Flickr8k, Flickr30k and COCO, in one zip (Karpathy & Fei-Fei, CVPR 2015).
+KARPATHY_URL = "https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip"
+#: Dataset names that ``CAPTION_DATASET`` accepts besides a folder, and their split file.
+KARPATHY_DATASETS = {"flickr30k": "dataset_flickr30k.json", "coco": "dataset_coco.json"}
+#: Karpathy split -> course split: "restval" (COCO val2014 images not in val or test) trains, as is customary.
+KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "dev", "test": "test"}
+#: COCO 2014 image archives (public): folder -> (URL, size in bytes, roughly).
+COCO_IMAGES = {
+    "train2014": ("http://images.cocodataset.org/zips/train2014.zip", 13_510_000_000),
+    "val2014": ("http://images.cocodataset.org/zips/val2014.zip", 6_645_000_000),
+}
+#: Where Flickr30k-style images usually are, relative to the split file's folder.
+IMAGE_FOLDERS = ("flickr30k-images", "flickr30k_images", "flickr30k_images/flickr30k_images", "images", "Images", ".")
+FLICKR30K_PAGE = "http://shannon.cs.illinois.edu/DenotationGraph/"
+
+
+def karpathy_file(folder: Path) -> Path | None:
+    """The ``dataset_*.json`` split file in ``folder``, or None."""
+    found = sorted(folder.glob("dataset_*.json"))
+    return found[0] if found else None
+
+
+def read_karpathy(folder: Path) -> Dataset:
+    """A folder with Karpathy's split file (``dataset_coco.json``, ...) and the images it lists (lesson 10).
+
+    Each image record has ``filename``, ``split`` (train / restval / val / test; restval
+    joins train and val becomes dev) and ``sentences`` whose ``raw`` text is the caption.
+    COCO images are found through their ``filepath`` (``train2014/``, ``val2014/``), other
+    datasets' in the first usual folder that holds them (:data:`IMAGE_FOLDERS`).
+    """
+    path = karpathy_file(folder)
+    if path is None:
+        raise CourseError(f"{folder} has no dataset_*.json split file (Karpathy layout).")
+    try:
+        records = json.loads(path.read_bytes())["images"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CourseError(f"{path} is not a Karpathy split file ({error}): download it anew.") from None
+    rows, unknown = [], set()
+    for record in records:
+        split = KARPATHY_SPLITS.get(record.get("split"))
+        if split is None:
+            unknown.add(str(record.get("split")))
+            continue
+        rows += [(record["filename"], s["raw"].strip(), split) for s in record.get("sentences", []) if s.get("raw", "").strip()]
+    if unknown:
+        print(f"Note: skipped images of unknown split(s) {sorted(unknown)} in {path.name}.")
+    table = pd.DataFrame(rows, columns=["image", "caption", "split"])
+    images_dir, subfolders = _karpathy_images(folder, path, records)
+    table = _drop_missing_images(table, images_dir, subfolders)
+    return Dataset(folder.name, images_dir, table.reset_index(drop=True), subfolders)
+
+
+def _karpathy_images(folder: Path, path: Path, records: list[dict]) -> tuple[Path, dict[str, str]]:
+    """The images folder and each image's subfolder (COCO), checked to hold some of the images."""
+    subfolders = {r["filename"]: r.get("filepath", "") for r in records}
+    if len(subfolders) < len(records):
+        raise CourseError(f"{path.name} lists the same file name twice: this course keys images by file name.")
+    used = set(subfolders.values()) - {""}
+    for base in (folder, folder / "images"):
+        if used and all((base / sub).is_dir() for sub in used):
+            return base, subfolders
+    sample = [r["filename"] for r in records[:50]]
+    for candidate in IMAGE_FOLDERS:
+        if any((folder / candidate / name).exists() for name in sample):
+            return folder / candidate, {}
+    where = f"{folder}/{IMAGE_FOLDERS[0]}/" if not used else " and ".join(f"{folder}/{sub}/" for sub in sorted(used))
+    how = (
+        f"Flickr30k's images are not freely downloadable: request them at {FLICKR30K_PAGE} "
+        f"(non-commercial research and teaching, Flickr terms of use), then "
+        if path.name == KARPATHY_DATASETS["flickr30k"] else ""
+    )
+    raise CourseError(f"{folder} has {path.name} but none of its images. {how}put the images in {where} and run again.")
+
+
+def prepare_karpathy(name: str, root: Path) -> Path:
+    """Download Karpathy's split file of ``name`` into ``root`` once, and for COCO its images (lesson 10).
+
+    COCO's images are public (about 19 GB of zip archives, resumable; each archive is
+    deleted once extracted). Flickr30k's are not: :func:`read_karpathy` says how to get them.
+    """
+    split_file = root / KARPATHY_DATASETS[name]
+    if not split_file.exists():
+        archive = download(KARPATHY_URL, root / "archives" / "caption_datasets.zip", desc="Karpathy split files")
+        scratch = _unzip(archive, root, lambda member: Path(member).name == split_file.name)
+        found = sorted(scratch.rglob(split_file.name))
+        if not found:
+            raise CourseError(f"{archive} holds no {split_file.name}: delete it and run again to download it anew.")
+        found[0].rename(split_file)
+        shutil.rmtree(scratch, ignore_errors=True)
+    if name == "coco":
+        for folder, (url, size) in COCO_IMAGES.items():
+            if not (root / folder).is_dir():
+                _download_coco_folder(root, folder, url, size)
+    return root
+
+
+def _download_coco_folder(root: Path, folder: str, url: str, size: int) -> None:
+    """Download ``<folder>.zip`` (resumable), extract its folder into ``root``, delete the archive."""
+    archive = root / "archives" / f"{folder}.zip"
+    part = archive.with_name(archive.name + ".part")
+    done = archive.stat().st_size if archive.exists() else part.stat().st_size if part.exists() else 0
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if free < 2 * size - done:  # the archive plus what it extracts to
+        raise CourseError(
+            f"COCO {folder} needs about {(2 * size - done) / 1e9:.0f} GB free in {root} "
+            f"(archive plus images), only {free / 1e9:.0f} GB are: free some space or set CAPTION_DATA_DIR elsewhere."
+        )
+    print(f"COCO {folder}: {size / 1e9:.1f} GB to download (resumable: run again if it stops), then to extract.")
+    archive = download(url, archive, desc=f"COCO {folder}")
+    scratch = _unzip(archive, root, lambda member: member.startswith(f"{folder}/"))
+    (scratch / folder).rename(root / folder)
+    shutil.rmtree(scratch, ignore_errors=True)
+    archive.unlink()
+
+
+def _unzip(archive: Path, root: Path, keep) -> Path:
+    """Extract the members ``keep`` accepts into a fresh scratch folder in ``root``; return that folder."""
+    scratch = root / f".extract-{archive.stem}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(scratch, [m for m in zipped.namelist() if keep(m) and not m.startswith("__MACOSX")])
+    except zipfile.BadZipFile:
+        archive.unlink()
+        raise CourseError(f"{archive.name} is not a valid zip archive; it was deleted, run again to download it anew.") from None
+    except OSError as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise CourseError(f"Extracting {archive.name} into {root} failed ({error}): free some space and run again.") from None
+    return scratch
 
 
 # ---------------------------------------------------------------- the shapes dataset

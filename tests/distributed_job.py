@@ -1,0 +1,73 @@
+"""One short training run under a tf.distribute strategy; tests/test_scale.py starts it in a subprocess.
+
+    python tests/distributed_job.py mirrored OUT   # two logical CPU devices, MirroredStrategy
+    python tests/distributed_job.py worker OUT     # one worker of the cluster in TF_CONFIG
+
+It trains the course's captioner with helpers.training.train, unchanged, on a tiny
+synthetic task (4 classes of images, captions the class decides), and writes
+``OUT/result-<worker>.json`` (replicas, losses, the dev loss before training, whether all
+local replicas hold the same weights) and ``OUT/weights-<worker>.npz`` (the weights right
+after training, before ``train`` restores the best epoch).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from helpers import scale
+
+mode, out = sys.argv[1], Path(sys.argv[2])
+if mode == "mirrored":
+    scale.split_cpu(2)
+strategy = scale.strategy_from_environment()  # before any other TensorFlow work
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from helpers.generators import caption_dataset  # noqa: E402
+from helpers.training import train  # noqa: E402
+
+CLASSES, MAX_LEN = 4, 6
+VOCAB = 3 + 3 * CLASSES  # padding, startseq, endseq, three words per class
+index = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0)
+result: dict = {}
+
+
+def synthetic_task(n_images: int, seed: int):
+    """2048-d noise with the class's pattern in 128 dimensions; captions ``startseq colour shape [other] endseq``."""
+    rng = np.random.default_rng(seed)
+    features, captions = {}, {}
+    for i in range(n_images):
+        label, name = i % CLASSES, f"img{seed}_{i}.jpg"
+        vector = rng.random(2048).astype("float32")
+        vector[128 * label : 128 * (label + 1)] += 3.0
+        features[name] = vector
+        captions[name] = [[1, 3 + label, 3 + CLASSES + label, 2], [1, 3 + label, 3 + CLASSES + label, 3 + 2 * CLASSES + label, 2]]
+    return features, captions
+
+
+class Snapshot(keras.callbacks.Callback):
+    """At the end of training: do all local replicas agree, and what are the weights?"""
+
+    def on_train_end(self, logs=None):
+        replicas = [strategy.experimental_local_results(weight.value) for weight in self.model.weights]
+        result["replicas_agree"] = all(np.array_equal(values[0].numpy(), other.numpy()) for values in replicas for other in values)
+        result["local_replicas"] = len(replicas[0])
+        np.savez(out / f"weights-{index}.npz", *[values[0].numpy() for values in replicas])
+
+
+train_features, train_captions = synthetic_task(64, seed=0)
+dev_features, dev_captions = synthetic_task(16, seed=1)
+features = {**train_features, **dev_features}
+batch = scale.global_batch_size(8, strategy)
+keras.utils.set_random_seed(0)
+captioner = scale.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=scale.scaled_learning_rate(batch, 5e-4, 8))
+with strategy.scope():
+    before = captioner.sequence.evaluate(caption_dataset(features, dev_captions, batch_size=batch, shuffle=False), verbose=0)
+    history = train(
+        captioner, features, train_captions, dev_captions,
+        folder=out / f"run-{index}", epochs=2, batch_size=batch, seed=0, callbacks=(Snapshot(),), verbose=0,
+    )
+result.update(replicas=strategy.num_replicas_in_sync, dev_before=float(before), **history)
+(out / f"result-{index}.json").write_text(json.dumps(result))
