@@ -64,6 +64,7 @@ def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) ->
         embedding.build((None, None))
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     return {
+        "image_norm": layers.BatchNormalization(name="image_norm"),
         "image_dropout": layers.Dropout(DROPOUT, name="image_dropout"),
         "image_dense": layers.Dense(UNITS, activation="relu", name="image_dense"),
         "embedding": embedding,
@@ -75,9 +76,15 @@ def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) ->
     }
 
 
+def image_vector(model: keras.Model, features) -> keras.KerasTensor:
+    """The image branch at inference (batch norm with its learned statistics, no dropout): (n, 2048) -> (n, 256)."""
+    normalized = model.get_layer("image_norm")(ops.convert_to_tensor(features, "float32"), training=False)
+    return model.get_layer("image_dense")(normalized)
+
+
 def _connect(parts: dict[str, layers.Layer], image, words, every_step: bool):
     """Wire the merge decoder: image branch + words branch -> add -> Dense -> softmax."""
-    image_vector = parts["image_dense"](parts["image_dropout"](image))
+    image_vector = parts["image_dense"](parts["image_dropout"](parts["image_norm"](image)))
     sequence = parts["lstm"](parts["words_dropout"](parts["embedding"](words)))
     if every_step:  # one image vector, added at every time step (broadcast over time)
         image_vector = layers.Reshape((1, UNITS), name="image_per_step")(image_vector)
@@ -117,7 +124,7 @@ def build_captioner(vocab_size: int, max_len: int, embedding_matrix: np.ndarray 
 
 def captioner_from_sequence(sequence: keras.Model, max_len: int) -> Captioner:
     """Rebuild both views around a (loaded) sequence model's layers: no weights are copied."""
-    names = ("image_dropout", "image_dense", "embedding", "words_dropout", "lstm", "merge", "decoder_dense", "next_word")
+    names = ("image_norm", "image_dropout", "image_dense", "embedding", "words_dropout", "lstm", "merge", "decoder_dense", "next_word")
     return _models({name: sequence.get_layer(name) for name in names}, max_len)
 
 
