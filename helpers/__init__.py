@@ -2,7 +2,8 @@
 
 Each module follows one lesson: ``config`` and ``datasets`` (01), ``text`` (02),
 ``features`` (03), ``embeddings`` (04), ``generators`` (05), ``model`` (06),
-``training`` (07), ``decoding`` (08), ``evaluation`` (09), ``plotting`` (all).
+``training`` (07), ``decoding`` (08), ``evaluation`` (09), ``scale`` (10), and
+``plotting`` (figures), ``download``, ``files`` and ``errors`` (shared by all).
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def read_folder(folder: Path) -> Dataset:
     """A dataset folder given by path: the Kaggle layout, the Flickr8k layout or a Karpathy split file."""
     if not folder.is_dir():
         raise CourseError(
-            f"CAPTION_DATASET={folder} is neither 'flickr8k', 'shapes' nor an existing folder."
+            f"CAPTION_DATASET={folder} is not a dataset name (flickr8k, shapes, flickr30k, coco) nor an existing folder."
         )
     if (folder / "captions.txt").exists():
         return read_kaggle(folder)

@@ -192,7 +192,7 @@ def test_kaggle_layout(tmp_path, course_dir, with_splits):
 
 
 def test_unknown_dataset_is_one_line(course_dir):
-    with pytest.raises(CourseError, match="neither 'flickr8k', 'shapes' nor an existing folder"):
+    with pytest.raises(CourseError, match=r"not a dataset name \(flickr8k, shapes, flickr30k, coco\) nor an existing folder"):
         load_dataset("/no/such/folder")
 
 
