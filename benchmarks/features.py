@@ -1,58 +1,46 @@
 """Feature extraction speed: per-image ``predict`` loop vs our batched pipeline vs the model alone.
 
-    python -m benchmarks.features --images 512
+    python -m benchmarks.features --images 512 --loop-images 128
+    python -m benchmarks.features --images 64 --workload 200      # a quick check
 
-Makes Flickr-sized JPEGs (500x375, real JPEG encoding, varied content) in
-``benchmarks/work/features/`` once, then measures images per second of
+Reads the first ``--images`` JPEGs of the synthetic Flickr8k-sized workload
+(:mod:`benchmarks.workload`, made once: Flickr size, about 125 KB each) and measures images
+per second of
 
-* the per-image loop learners meet in the wild: ``load_img``, ``img_to_array``,
-  ``expand_dims``, ``preprocess_input``, ``model.predict`` for one image at a time;
-* ``helpers.features.extract_features``: the tf.data pipeline into the tf.function;
-* the model alone on images decoded beforehand (the speed the pipeline should hide behind).
+* ``loop``: the per-image loop learners meet in the wild: ``load_img``, ``img_to_array``,
+  ``expand_dims``, ``preprocess_input``, ``model.predict`` for one image at a time
+  (on ``--loop-images``);
+* ``pipeline``: ``helpers.features.extract_features``: the tf.data pipeline into the
+  tf.function (no cache, so every image is decoded and run);
+* ``model``: the same tf.function alone on images decoded beforehand (the first 128,
+  cycled): the speed the pipeline should hide behind.
 
-Goal (issue 4): the pipeline at 90 % or more of the model-only speed, and at least 3x
-the per-image loop. Prints a markdown table.
+Each method runs in its own process (``--method`` runs one here; ``--json FILE`` writes
+its figures), after a warm-up that builds ``predict``'s function or traces the
+tf.function. CAPTION_CNN_WEIGHTS defaults to ``none`` (random weights: the same
+computation as ImageNet's, no download). Goal (issue 4): the pipeline at 90 % or more of
+the model-only speed, and at least 3x the per-image loop. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
 
-WORK = Path(__file__).resolve().parent / "work" / "features"
-FLICKR_SIZE = (500, 375)
+from benchmarks import run_side, write_json
+from benchmarks.workload import FULL_IMAGES, image_paths
 
-
-def flickr_like(seed: int) -> Image.Image:
-    """A 500x375 photo-like picture: smooth colour fields, shapes, fine texture (JPEG-realistic)."""
-    rng = np.random.default_rng(seed)
-    width, height = FLICKR_SIZE
-    coarse = rng.uniform(0, 255, size=(6, 8, 3)).astype(np.uint8)
-    image = Image.fromarray(coarse).resize(FLICKR_SIZE, Image.BICUBIC)
-    draw = ImageDraw.Draw(image)
-    for _ in range(rng.integers(3, 9)):
-        x, y = rng.integers(0, width), rng.integers(0, height)
-        r = rng.integers(10, 120)
-        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x - r, y - r, x + r, y + r], fill=colour)
-    texture = rng.normal(0, rng.uniform(4, 18), size=(height, width, 3))
-    pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32) + texture
-    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
-
-
-def make_workload(count: int, folder: Path = WORK) -> list[Path]:
-    """``count`` JPEGs (made once, reused by later runs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"flickr_like_{k:05d}.jpg" for k in range(count)]
-    for k, path in enumerate(paths):
-        if not path.exists():
-            flickr_like(k).save(path, quality=90)
-    return paths
+METHODS = {
+    "loop": "per-image `model.predict` loop",
+    "pipeline": "batched pipeline (`extract_features`)",
+    "model": "model alone on decoded tensors",
+}
+DECODED = 128  # images decoded beforehand for the model-only run (cycled)
 
 
 def per_image_loop(paths: list[Path], model) -> None:
@@ -72,63 +60,85 @@ def model_only(batches: list, forward) -> None:
         forward(batch).numpy()
 
 
-def timed(run, repeat: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the whole process) of the fastest of ``repeat`` runs of ``run()``."""
+def measure(method: str, images: int, workload: int, batch_size: int, repeat: int) -> dict:
+    """Run one method in this process; its speed, CPU time and peak memory."""
+    os.environ.setdefault("CAPTION_CNN_WEIGHTS", "none")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from helpers import features
+
+    paths = image_paths(images, workload)
+    weights = features.resolve_weights()
+    if method == "loop":
+        model = features.build_extractor(weights)
+        per_image_loop(paths[:2], model)  # warm up: predict's first call builds its function
+        run = lambda: per_image_loop(paths, model)  # noqa: E731
+    elif method == "pipeline":
+        features.extract_features(paths[:batch_size], weights=weights, batch_size=batch_size)  # warm up: trace
+        run = lambda: features.extract_features(paths, weights=weights, batch_size=batch_size)  # noqa: E731
+    else:
+        forward = features.extractor_function(weights)
+        decoded = np.stack([features.load_image(str(p)).numpy() for p in paths[:DECODED]])
+        blocks = [tf.constant(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size)]
+        cycle, left = [], images
+        while left > 0:  # the decoded batches again and again, `images` images in all
+            for block in blocks:
+                if left > 0:
+                    cycle.append(block if left >= len(block) else block[:left])
+                    left -= len(block)
+        model_only(cycle[:1], forward)  # warm up: trace the tf.function
+        run = lambda: model_only(cycle, forward)  # noqa: E731
     best = (float("inf"), 0.0)
     for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
         run()
         best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
-    return best
+    return {
+        "method": method,
+        "name": METHODS[method],
+        "weights": weights,
+        "images": images,
+        "seconds": best[0],
+        "images_per_s": images / best[0],
+        "cpu_ms_per_image": 1000 * best[1] / images,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=512, help="images for the pipeline and the model alone")
     parser.add_argument("--loop-images", type=int, default=None, help="images for the slow per-image loop (default: same)")
+    parser.add_argument("--workload", type=int, default=FULL_IMAGES, help="size of the workload to read them from")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each method; the fastest counts")
+    parser.add_argument("--method", choices=METHODS, help="run this method only, in this process")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
-    os.environ.setdefault("CAPTION_CNN_WEIGHTS", "none")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import tensorflow as tf
+    def count(method: str) -> int:
+        return (args.loop_images or args.images) if method == "loop" else args.images
 
-    from helpers import features
-
+    if args.method:
+        write_json(args.json, measure(args.method, count(args.method), args.workload, args.batch_size, args.repeat))
+        return
     load = os.getloadavg()[0]
-    paths = make_workload(args.images)
-    loop_paths = paths[: args.loop_images or args.images]
-    weights = features.resolve_weights()
-    model, forward = features.build_extractor(weights), features.extractor_function(weights)
-    print(f"{len(paths)} JPEGs of {FLICKR_SIZE[0]}x{FLICKR_SIZE[1]} in {WORK}; ResNet50 weights: {weights}; "
-          f"{os.cpu_count()} CPU(s); GPU: {bool(tf.config.list_physical_devices('GPU'))}")
+    image_paths(max(args.images, args.loop_images or 0), args.workload)  # made before any timing
+    common = ["--workload", args.workload, "--batch-size", args.batch_size, "--repeat", args.repeat]
+    results = {m: run_side("features", "--method", m, "--images", count(m), *common) for m in METHODS}
+    write_json(args.json, results)
+    loop_speed, model_speed = results["loop"]["images_per_s"], results["model"]["images_per_s"]
+    print(f"\n{args.images} JPEGs of the synthetic Flickr8k workload; ResNet50 weights: {results['model']['weights']}; "
+          f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s) (CPU ms/image, all threads of the "
+          "process, is steadier than the wall clock on a busy machine)")
+    print("\n| method | images | seconds | images/s | CPU ms/image | peak RSS (MB) | vs model alone | vs per-image loop |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results.values():
+        speed = r["images_per_s"]
+        print(f"| {r['name']} | {r['images']} | {r['seconds']:.1f} | {speed:.1f} | {r['cpu_ms_per_image']:.0f} | "
+              f"{r['peak_rss_mb']:.0f} | {speed / model_speed:.0%} | {speed / loop_speed:.1f}x |")
 
-    decoded = np.stack([features.load_image(str(p)).numpy() for p in paths])
-    batches = [tf.constant(decoded[i : i + args.batch_size]) for i in range(0, len(paths), args.batch_size)]
-    per_image_loop(loop_paths[:2], model)  # warm up: predict's first call builds its function
-    model_only(batches[:1], forward)  # warm up: trace the tf.function
-
-    runs = {
-        "per-image `model.predict` loop": (loop_paths, lambda: per_image_loop(loop_paths, model)),
-        "batched pipeline (`extract_features`)": (
-            paths, lambda: features.extract_features(paths, weights=weights, batch_size=args.batch_size)),
-        "model alone on decoded tensors": (paths, lambda: model_only(batches, forward)),
-    }
-    speeds = {}
-    rows = []
-    for name, (images, run) in runs.items():
-        wall, cpu = timed(run, args.repeat)
-        speeds[name] = len(images) / wall
-        rows.append((name, len(images), wall, 1000 * cpu / len(images)))
-    loop_speed, model_speed = speeds["per-image `model.predict` loop"], speeds["model alone on decoded tensors"]
-    print(f"\nload average before the run: {load:.1f} on {os.cpu_count()} CPU(s) (other work on the machine "
-          "slows the wall clock; CPU ms/image, all threads of this process, is steadier)")
-    print("\n| method | images | seconds | images/s | CPU ms/image | vs model alone | vs per-image loop |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, count, wall, cpu_ms in rows:
-        speed = speeds[name]
-        print(f"| {name} | {count} | {wall:.1f} | {speed:.1f} | {cpu_ms:.0f} | {speed / model_speed:.0%} | {speed / loop_speed:.1f}x |")
 
 if __name__ == "__main__":
     main()

@@ -62,6 +62,23 @@ def test_shape_dtype_and_order(tmp_path):
         result.lookup(["nope.jpg"])
 
 
+def test_folded_batch_norms_give_the_same_features(tmp_path):
+    import keras
+
+    model = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg", input_shape=(224, 224, 3))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # batch-norm statistics like trained ones, not the initial 1s and 0s
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.2, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.5, n), rng.uniform(0.05, 3, n)])
+    folded = features.fold_batch_norms(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    images = np.stack([features.load_image(str(p)).numpy() for p in good_images(tmp_path, 2)])
+    expected = model(images, training=False).numpy()
+    assert expected.std() > 0.1  # the comparison means something
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_same_vector_from_cache_and_from_a_fresh_process(tmp_path, monkeypatch):
     paths = good_images(tmp_path / "images", 4)
     cache = tmp_path / "cache"
