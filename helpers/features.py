@@ -21,8 +21,10 @@ recipe differs is refused with a message), ``features.npy`` (n, 2048) float32,
 ``images.json`` (the image name of each row) and ``unreadable.json`` (skipped images and
 why, checked again when the file changes). Extraction saves a ``part-*.npz`` file every
 ``chunk_size`` images (and what it has when interrupted); the next run folds the parts
-into ``features.npy`` and extracts only the images still missing. Images are keyed by
-file name, so one cache folder serves one dataset.
+into ``features.npy`` (part by part: memory never holds more than one) and extracts
+only the images still missing. Images are keyed by file name, so one cache folder serves
+one dataset. ``in_memory=False`` returns the cache memory-mapped instead of read, so
+COCO-sized caches need no memory (lesson 10).
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/res
 class FeatureSet:
     """Features of the readable images: row i of ``features`` belongs to ``images[i]``.
 
-    ``skipped`` maps each unreadable image to the reason it was left out.
+    ``features`` is an array in memory, or the cache's ``features.npy`` memory-mapped
+    (``in_memory=False``, lesson 10): the operating system then reads only the rows you
+    use, so a 1 GB file costs no memory until used. ``skipped`` maps each unreadable
+    image to the reason it was left out.
     """
 
     features: np.ndarray
@@ -83,17 +88,24 @@ class FeatureSet:
         """Row of each image name."""
         return {image: row for row, image in enumerate(self.images)}
 
-    def lookup(self, images: Iterable[str]) -> np.ndarray:
-        """The (len(images), 2048) features of ``images``, in that order."""
+    def row_numbers(self, images: Iterable[str]) -> np.ndarray:
+        """The rows of ``images``, in that order (a CourseError names an image without features)."""
         images = list(images)
         unknown = [image for image in images if image not in self.rows]
         if unknown:
             why = self.skipped.get(unknown[0], "not among the extracted images")
             raise CourseError(f"No features for {len(unknown)} image(s), e.g. {unknown[0]} ({why}).")
-        return self.features[[self.rows[image] for image in images]]
+        return np.array([self.rows[image] for image in images], dtype=np.int64)
+
+    def lookup(self, images: Iterable[str]) -> np.ndarray:
+        """The (len(images), 2048) float32 features of ``images``, in that order (read from disk when memory-mapped)."""
+        return np.asarray(self.features[self.row_numbers(images)], dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"FeatureSet({len(self)} images x {self.features.shape[1]} features, {len(self.skipped)} skipped)"
+        where = ""
+        if isinstance(self.features, np.memmap):
+            where = f" ({self.features.dtype}, {self.features.nbytes / 1e6:.1f} MB memory-mapped from {self.features.filename})"
+        return f"FeatureSet({len(self)} images x {self.features.shape[1]} features{where}, {len(self.skipped)} skipped)"
 
 
 # ---------------------------------------------------------------- the model
@@ -272,6 +284,7 @@ def extract_features(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     chunk_size: int = 512,
+    in_memory: bool = True,
 ) -> FeatureSet:
     """ResNet50 features of the readable images among ``paths``, unreadable ones skipped (lesson 03).
 
@@ -279,9 +292,16 @@ def extract_features(
     module docstring): only images not cached yet are extracted, a part file is saved
     every ``chunk_size`` images, and an interrupted run resumes where it stopped.
     Images are named by file name in the result (and in the cache).
+
+    ``in_memory=False`` (lesson 10; needs ``cache_dir``) reads nothing into memory: the
+    result is the whole cache, ``features.npy`` memory-mapped, in the cache's row order
+    (it may know more images than ``paths``). Memory then holds one chunk of features at
+    most, however many images there are.
     """
     weights = resolve_weights(weights)
     paths = [Path(p) for p in paths]
+    if cache_dir is None and not in_memory:
+        raise CourseError("in_memory=False memory-maps the feature cache: give a cache_dir too.")
     if cache_dir is None:
         parts: list[tuple[list[str], np.ndarray]] = []
         skipped = _extract(paths, weights, batch_size, chunk_size, lambda *part: parts.append(part))
@@ -303,6 +323,8 @@ def extract_features(
     fold_parts(folder)
     remember_unreadable(folder, pending, skipped)
     skipped = known_bad | skipped
+    if not in_memory:
+        return mapped_features(folder, skipped)
     return _select(folder, [path.name for path in paths if path.name not in skipped], skipped)
 
 
@@ -340,14 +362,16 @@ def _extract(
     return skipped | {path.name: decode_problem(path) for path in failed}
 
 
-def dataset_features(dataset: Dataset, *, batch_size: int = 32) -> tuple[FeatureSet, Dataset]:
+def dataset_features(dataset: Dataset, *, batch_size: int = 32, in_memory: bool = True) -> tuple[FeatureSet, Dataset]:
     """Features of every image of ``dataset`` (cached, resumable) and the dataset without unreadable images (lesson 03).
 
     The cache lives in that dataset's ``features_dir`` (artifacts/<dataset>/features),
     shared by fast and full mode; the weights come from CAPTION_CNN_WEIGHTS.
+    ``in_memory=False`` returns the cache memory-mapped (see :func:`extract_features`;
+    lesson 10), for datasets whose features would not fit in memory.
     """
     paths = [dataset.image_path(image) for image in dataset.images()]
-    features = extract_features(paths, cache_dir=features_dir(dataset), batch_size=batch_size)
+    features = extract_features(paths, cache_dir=features_dir(dataset), batch_size=batch_size, in_memory=in_memory)
     return features, dataset.drop_images(features.skipped)
 
 
@@ -440,35 +464,51 @@ def save_part(folder: Path, images: list[str], features: np.ndarray) -> None:
 def fold_parts(folder: Path) -> None:
     """Append the part files' new images to ``features.npy`` / ``images.json``, then delete the parts.
 
-    ``features.npy`` is replaced first, ``images.json`` second, the parts last: after a
-    crash at any point the index names a prefix of the rows, and the parts are still there.
+    The new ``features.npy`` is written memory-mapped, to a temporary file: the old rows,
+    then each part's new rows in turn, so memory holds one part at a time however large
+    the cache. It replaces the old file first, ``images.json`` goes second, the parts
+    last: after a crash at any point the index names a prefix of the rows, and the parts
+    are still there.
     """
     parts = sorted(folder.glob("part-*.npz"))
     if not parts:
         return
     images = cached_images(folder)
     kept = len(images)
-    seen, blocks = set(images), []
-    for part in parts:
+    seen, new_rows = set(images), []
+    for part in parts:  # the names only: which rows of each part are new
         with np.load(part) as data:
             names = data["images"].tolist()
-            new = []
-            for i, name in enumerate(names):
-                if name not in seen:
-                    seen.add(name)
-                    new.append(i)
-            blocks.append(data["features"][new])
+        new = []
+        for i, name in enumerate(names):
+            if name not in seen:
+                seen.add(name)
+                new.append(i)
+        new_rows.append(new)
         images += [names[i] for i in new]
-    with atomic_path(folder / "features.npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(images), FEATURE_SIZE))
-        if kept:
-            out[:kept] = np.load(folder / "features.npy", mmap_mode="r")[:kept]
-        np.concatenate(blocks, out=out[kept:])
-        out.flush()
-        del out  # release the file before it is renamed (Windows insists)
-    write_json(folder / "images.json", images)
+    if len(images) > kept:
+        with atomic_path(folder / "features.npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(images), FEATURE_SIZE))
+            if kept:
+                out[:kept] = np.load(folder / "features.npy", mmap_mode="r")[:kept]
+            row = kept
+            for part, new in zip(parts, new_rows):
+                with np.load(part) as data:
+                    out[row : row + len(new)] = data["features"][new]
+                row += len(new)
+            out.flush()
+            del out  # release the file before it is renamed (Windows insists)
+        write_json(folder / "images.json", images)
     for part in parts:
         part.unlink()
+
+
+def mapped_features(folder: Path, skipped: dict[str, str] | None = None) -> FeatureSet:
+    """Every image of the cache folder, its ``features.npy`` memory-mapped read-only (lesson 10)."""
+    path = folder / "features.npy"
+    if not path.exists():  # nothing extracted yet
+        return FeatureSet(np.zeros((0, FEATURE_SIZE), np.float32), [], skipped or {})
+    return FeatureSet(np.load(path, mmap_mode="r"), cached_images(folder), skipped or {})
 
 
 def _select(folder: Path, images: list[str], skipped: dict[str, str]) -> FeatureSet:

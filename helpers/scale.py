@@ -1,9 +1,10 @@
 """Going further: larger datasets and more than one GPU or machine (introduced in lesson 10).
 
-**Features on disk.** :func:`feature_store` fills lesson 03's feature cache (resumable, in
-chunks, so no more than ``chunk_images`` images' features are ever in memory) and opens it
-as a memory-mapped ``.npy`` array: a :class:`FeatureStore`. With ``dtype="float16"`` it
-also keeps a half-size copy (COCO's 123,287 images: 1.0 GB in float32, 0.5 GB in float16).
+**Features on disk.** :func:`feature_store` is lesson 03's feature cache opened
+memory-mapped (``dataset_features(..., in_memory=False)``): filled resumably with one
+chunk of features in memory at most, then a ``FeatureSet`` whose ``features`` is the
+``.npy`` file on disk. With ``dtype="float16"`` it maps a half-size copy instead (COCO's
+123,287 images: 1.0 GB in float32, 0.5 GB in float16).
 :func:`stream_caption_dataset` is lesson 05's fast path, except that each batch's features
 are read from that file when the batch is made, instead of from one table in memory.
 
@@ -26,6 +27,7 @@ on 127.0.0.1, to try it out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -34,15 +36,17 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from helpers.datasets import Dataset
 from helpers.errors import CourseError
 from helpers.files import atomic_path, read_json, write_json
+
+if TYPE_CHECKING:
+    from helpers.features import FeatureSet
 
 # TensorFlow, Keras and the helpers that use them are imported inside the functions: a
 # multi-worker program must create its strategy before TensorFlow starts working.
@@ -56,89 +60,23 @@ COPY_ROWS = 2048
 # ---------------------------------------------------------------- features on disk
 
 
-@dataclass(frozen=True)
-class FeatureStore:
-    """Features in a ``.npy`` file on disk: row i belongs to ``images[i]`` (lesson 10).
+def feature_store(dataset: Dataset, *, dtype: str = "float32", batch_size: int = 32) -> tuple[FeatureSet, Dataset]:
+    """Features of every image of ``dataset`` memory-mapped from disk, and the dataset without unreadable images (lesson 10).
 
-    ``array`` is memory-mapped: the operating system reads the rows you touch, so a
-    1 GB file costs no memory until used. ``lookup`` works like ``FeatureSet.lookup``.
+    Lesson 03's cache (``settings.features_dir``) opened with ``in_memory=False``: the
+    images it lacks are extracted first (resumable, one chunk in memory at a time), and a
+    complete cache is opened without touching the model. ``dtype="float16"`` maps a
+    half-size copy instead (:func:`float16_copy`), remade only when the cache changes.
     """
-
-    path: Path
-    images: list[str]
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @functools.cached_property
-    def rows(self) -> dict[str, int]:
-        """Row of each image name."""
-        return {image: row for row, image in enumerate(self.images)}
-
-    @functools.cached_property
-    def array(self) -> np.memmap:
-        """The (n, 2048) features, memory-mapped read-only."""
-        return np.load(self.path, mmap_mode="r")
-
-    def row_numbers(self, images: Iterable[str]) -> np.ndarray:
-        """The rows of ``images``, in that order (a CourseError names an image without features)."""
-        images = list(images)
-        unknown = [image for image in images if image not in self.rows]
-        if unknown:
-            why = self.skipped.get(unknown[0], "not among the extracted images")
-            raise CourseError(f"No features for {len(unknown)} image(s), e.g. {unknown[0]} ({why}).")
-        return np.array([self.rows[image] for image in images], dtype=np.int64)
-
-    def lookup(self, images: Iterable[str]) -> np.ndarray:
-        """The (len(images), 2048) float32 features of ``images``, read from disk."""
-        return np.asarray(self.array[self.row_numbers(images)], dtype=np.float32)
-
-    def __repr__(self) -> str:
-        size = self.path.stat().st_size / 1e6
-        return f"FeatureStore({len(self)} images x {FEATURE_SIZE} {self.array.dtype} in {self.path}, {size:.1f} MB, {len(self.skipped)} skipped)"
-
-
-def feature_store(
-    dataset: Dataset,
-    *,
-    dtype: str = "float32",
-    batch_size: int = 32,
-    chunk_images: int = 10_000,
-) -> tuple[FeatureStore, Dataset]:
-    """Features of every image of ``dataset`` as a disk-backed store, and the dataset without unreadable images (lesson 10).
-
-    Uses lesson 03's cache (``settings.features_dir``): the images it lacks are extracted
-    ``chunk_images`` at a time, each chunk saved before the next starts, so an interrupted
-    run resumes and memory holds one chunk at most. A complete cache is opened without
-    touching the model. ``dtype="float16"`` returns a half-size copy, rebuilt only when the
-    cache changes.
-    """
-    from helpers.features import (
-        cached_images,
-        extract_features,
-        features_dir,
-        fold_parts,
-        open_cache,
-        resolve_weights,
-        still_unreadable,
-    )
+    from helpers.features import dataset_features
 
     if dtype not in DTYPES:
         raise CourseError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
-    cache_dir = features_dir(dataset)
-    folder = open_cache(cache_dir, resolve_weights())
-    fold_parts(folder)  # parts left by an interrupted run
-    paths = [dataset.image_path(image) for image in dataset.images()]
-    done = set(cached_images(folder)) | set(still_unreadable(folder, paths))
-    pending = [path for path in paths if path.name not in done]
-    for start in range(0, len(pending), chunk_images):
-        extract_features(pending[start : start + chunk_images], cache_dir=cache_dir, batch_size=batch_size)
-    skipped = still_unreadable(folder, paths)
-    path = folder / "features.npy"
-    if dtype == "float16":
-        path = float16_copy(path)
-    return FeatureStore(path, cached_images(folder), skipped), dataset.drop_images(skipped)
+    features, dataset = dataset_features(dataset, batch_size=batch_size, in_memory=False)
+    if dtype == "float16" and isinstance(features.features, np.memmap):
+        half = np.load(float16_copy(Path(features.features.filename)), mmap_mode="r")
+        features = dataclasses.replace(features, features=half)
+    return features, dataset
 
 
 def float16_copy(source: Path) -> Path:
@@ -167,7 +105,7 @@ def float16_copy(source: Path) -> Path:
 
 
 def stream_caption_dataset(
-    store: FeatureStore,
+    store: FeatureSet,
     captions: Mapping[str, Sequence[Sequence[int]]],
     *,
     batch_size: int = 64,
@@ -176,7 +114,7 @@ def stream_caption_dataset(
     buckets: int = 5,
     seed: int | None = None,
 ):
-    """Lesson 05's fast path, with each batch's features read from ``store`` on disk (lesson 10).
+    """Lesson 05's fast path, with each batch's features read from ``store`` (memory-mapped: on disk) (lesson 10).
 
     Same batches as :func:`helpers.generators.caption_dataset` (whole captions, bucketed by
     length, padding trimmed, targets = the next words) for ``captions`` keyed by image name;
@@ -203,7 +141,7 @@ def stream_caption_dataset(
     )
     per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
     data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
-    array = store.array
+    array = store.features
 
     def read(batch_rows: np.ndarray) -> np.ndarray:
         return np.asarray(array[batch_rows], dtype=np.float32)
@@ -469,7 +407,7 @@ def train_distributed(
     with strategy.scope():
         history = train(
             captioner, store, captions_by_image(table, vocab, "train"), captions_by_image(table, vocab, "dev"),
-            folder=folder, epochs=epochs, batch_size=batch, seed=seed,
+            folder=folder, epochs=epochs, batch_size=batch, seed=seed, make_dataset=stream_caption_dataset,
         )
     save_bundle(captioner, vocab, folder, replicas=strategy.num_replicas_in_sync, global_batch=batch, learning_rate=rate)
     return history

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,50 @@ def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
     np.testing.assert_allclose(resumed.features, whole.features, rtol=1e-6, atol=1e-6)
     assert not list(folder.glob("part-*.npz"))
     assert json.loads((folder / "images.json").read_text()) == [p.name for p in paths]
+
+
+def test_memory_mapped_cache_gives_the_in_memory_features(tmp_path):
+    paths = good_images(tmp_path / "images", 5)
+    cache = tmp_path / "cache"
+    features.extract_features(paths[:3], cache_dir=cache, batch_size=2)
+    mapped = features.extract_features(paths, cache_dir=cache, batch_size=2, in_memory=False)  # extracts the other two
+    assert isinstance(mapped.features, np.memmap) and "memory-mapped" in repr(mapped)
+    in_memory = features.extract_features(paths, cache_dir=cache)
+    assert not isinstance(in_memory.features, np.memmap) and sorted(mapped.images) == in_memory.images
+    looked_up = mapped.lookup(in_memory.images)
+    assert looked_up.dtype == np.float32 and not isinstance(looked_up, np.memmap)
+    np.testing.assert_array_equal(looked_up, in_memory.features)
+    with pytest.raises(CourseError, match="cache_dir"):
+        features.extract_features(paths, in_memory=False)
+
+
+def test_folding_many_parts_gives_the_in_memory_result_one_part_at_a_time(tmp_path):
+    """A 47 MB cache: 1,000 cached rows and eight parts of 600 new ones, folded at once."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    images = [f"old_{i}.jpg" for i in range(1000)]
+    blocks = [rng.random((1000, 2048), dtype=np.float32)]
+    np.save(folder / "features.npy", blocks[0])
+    (folder / "images.json").write_text(json.dumps(images))
+    for k in range(8):
+        names = ["old_3.jpg" if k == 0 else f"new_{k - 1}_5.jpg"] + [f"new_{k}_{i}.jpg" for i in range(1, 600)]
+        vectors = rng.random((600, 2048), dtype=np.float32)
+        features.save_part(folder, names, vectors)  # its first image is cached already: not added again
+        images += names[1:]
+        blocks.append(vectors[1:])
+
+    tracemalloc.start()
+    try:
+        features.fold_parts(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    part = 600 * 2048 * 4
+    assert peak < 2.5 * part, f"folding held {peak / 1e6:.0f} MB at once, parts are {part / 1e6:.0f} MB"
+    assert json.loads((folder / "images.json").read_text()) == images
+    np.testing.assert_array_equal(np.load(folder / "features.npy"), np.concatenate(blocks))
+    assert not list(folder.glob("part-*.npz"))
 
 
 # ---------------------------------------------------------------- bad images

@@ -40,26 +40,30 @@ def tiny_dataset(folder: Path) -> Dataset:
 def test_features_on_disk_equal_the_in_memory_ones(course_dir, monkeypatch):
     dataset = tiny_dataset(course_dir / "images")
     in_memory = feature_module.extract_features([dataset.image_path(i) for i in dataset.images()])
-    store, kept = scale.feature_store(dataset, chunk_images=3)  # three chunks, each saved before the next
-    assert isinstance(store.array, np.memmap) and store.array.dtype == np.float32
+    some = [dataset.image_path(f"img{i}.jpg") for i in range(3)]
+    feature_module.extract_features(some, cache_dir=feature_module.features_dir(dataset))  # a cache of 3 images
+    store, kept = scale.feature_store(dataset)  # extracts the other four and maps the whole cache
+    assert isinstance(store.features, np.memmap) and store.features.dtype == np.float32
     assert sorted(store.images) == sorted(in_memory.images) and "broken.jpg" in store.skipped
     assert "broken.jpg" not in kept.images() and len(kept.images()) == 7
     np.testing.assert_array_equal(store.lookup(in_memory.images), in_memory.features)
 
-    monkeypatch.setattr(feature_module, "extract_features", lambda *a, **k: pytest.fail("the cache is complete"))
+    monkeypatch.setattr(feature_module, "_extractor_function", lambda *a: pytest.fail("the cache is complete"))
     half, _ = scale.feature_store(dataset, dtype="float16")
-    assert half.array.dtype == np.float16 and half.path.stat().st_size < 0.6 * store.path.stat().st_size
-    np.testing.assert_array_equal(half.array[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16))
-    made = half.path.stat().st_mtime_ns
-    assert scale.feature_store(dataset, dtype="float16")[0].path.stat().st_mtime_ns == made  # not copied again
+    half_file, full_file = Path(half.features.filename), Path(store.features.filename)
+    assert half.features.dtype == np.float16 and half_file.stat().st_size < 0.6 * full_file.stat().st_size
+    np.testing.assert_array_equal(half.features[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16))
+    np.testing.assert_array_equal(half.lookup(in_memory.images), in_memory.features.astype(np.float16).astype(np.float32))
+    made = half_file.stat().st_mtime_ns
+    assert Path(scale.feature_store(dataset, dtype="float16")[0].features.filename).stat().st_mtime_ns == made  # not copied again
     with pytest.raises(CourseError, match="No features"):
         store.lookup(["broken.jpg"])
 
 
-def synthetic_store(folder: Path, images: list[str], dtype: str) -> tuple[scale.FeatureStore, dict[str, np.ndarray]]:
+def synthetic_store(folder: Path, images: list[str], dtype: str) -> tuple[feature_module.FeatureSet, dict[str, np.ndarray]]:
     vectors = np.random.default_rng(0).random((len(images), 2048), dtype=np.float32) * 10
     np.save(folder / f"features-{dtype}.npy", vectors.astype(dtype))
-    store = scale.FeatureStore(folder / f"features-{dtype}.npy", images)
+    store = feature_module.FeatureSet(np.load(folder / f"features-{dtype}.npy", mmap_mode="r"), images)
     return store, {image: vectors[i].astype(dtype).astype(np.float32) for i, image in enumerate(images)}
 
 
@@ -145,7 +149,7 @@ def test_multi_worker_strategy_with_two_workers_on_loopback(course_dir, tmp_path
     check_learned(first)
     assert first["local_replicas"] == 1 and first["loss"] == second["loss"] and first["val_loss"] == second["val_loss"]
     with np.load(tmp_path / "weights-0.npz") as a, np.load(tmp_path / "weights-1.npz") as b:
-        assert len(a.files) == 10  # embedding, image_dense (2), lstm (3), decoder_dense (2), next_word (2)
+        assert len(a.files) == 14  # image_norm (4), embedding, image_dense (2), lstm (3), decoder_dense (2), next_word (2)
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
 
