@@ -61,13 +61,15 @@ class Settings:
 
     @property
     def artifacts_dir(self) -> Path:
-        """Vocabulary, embedding matrix, model, history, metrics of this dataset and mode.
+        """Vocabulary, embedding matrix, model, history, metrics of this dataset and variant.
 
-        Fast mode trains on a subset, so its outputs go to a ``fast/`` subfolder and never
-        overwrite (or get mistaken for) the full run's.
+        Fast mode trains on a subset and random CNN weights give other features, so those
+        runs get their own subfolder (``fast/``, ``random-cnn/``, ``fast-random-cnn/``):
+        no run overwrites another's outputs or is mistaken for it.
         """
+        variant = "-".join(name for name, on in (("fast", self.fast), ("random-cnn", self.cnn_weights == "none")) if on)
         folder = self.base_dir / "artifacts" / self.dataset_key
-        return folder / "fast" if self.fast else folder
+        return folder / variant if variant else folder
 
     def __str__(self) -> str:
         rows = [f"{var:<22}{getattr(self, field)!s}" for var, (field, _, _) in VARIABLES.items()]

@@ -64,7 +64,9 @@ def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) ->
         embedding.build((None, None))
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     return {
-        "image_norm": layers.BatchNormalization(name="image_norm"),
+        # synchronized: under tf.distribute every replica normalises with the global batch statistics
+        # (lesson 10); momentum 0.9: the running averages used at inference settle within a short run
+        "image_norm": layers.BatchNormalization(momentum=0.9, synchronized=True, name="image_norm"),
         "image_dropout": layers.Dropout(DROPOUT, name="image_dropout"),
         "image_dense": layers.Dense(UNITS, activation="relu", name="image_dense"),
         "embedding": embedding,

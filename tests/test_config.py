@@ -31,11 +31,23 @@ def test_environment_overrides(monkeypatch, tmp_path):
     settings = get_settings()
     assert (settings.dataset, settings.cnn_weights, settings.fast) == ("shapes", "none", True)
     assert settings.data_dir == tmp_path / "data"
-    assert settings.artifacts_dir == tmp_path / "artifacts" / "shapes" / "fast"
+    assert settings.artifacts_dir == tmp_path / "artifacts" / "shapes" / "fast-random-cnn"
     assert settings.features_dir == tmp_path / "artifacts" / "shapes" / "features"  # shared by fast and full
     assert settings.flickr8k_url == "http://127.0.0.1:9/mirror"
     text = str(settings)
     assert "CAPTION_DATASET" in text and "shapes" in text and str(tmp_path) in text
+
+
+@pytest.mark.parametrize("fast, weights, variant", [
+    ("0", "imagenet", None), ("1", "imagenet", "fast"), ("0", "none", "random-cnn"), ("1", "none", "fast-random-cnn"),
+])
+def test_each_variant_has_its_own_artifacts(monkeypatch, tmp_path, fast, weights, variant):
+    monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CAPTION_DATASET", "flickr8k")
+    monkeypatch.setenv("CAPTION_FAST", fast)
+    monkeypatch.setenv("CAPTION_CNN_WEIGHTS", weights)
+    folder = tmp_path / "artifacts" / "flickr8k"
+    assert get_settings().artifacts_dir == (folder / variant if variant else folder)
 
 
 def test_folder_dataset_gets_a_short_key(monkeypatch, tmp_path):
