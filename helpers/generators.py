@@ -186,6 +186,23 @@ def caption_dataset(
     keys, _ = _grouped(captions)
     table = tf.constant(feature_rows(features, keys))
     image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
+    data = length_batches(image_rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
+
+    def assemble(rows, words, target):
+        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
+        return {"image": tf.gather(table, rows), "words": words[:, :width]}, target[:, :width]
+
+    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def length_batches(
+    image_rows: np.ndarray, inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, shuffle: bool, buckets: int, seed: int | None
+) -> tf.data.Dataset:
+    """Batches of ``(image rows, words, targets)``, shuffled, grouped by caption length (lesson 05).
+
+    The part of the fast path that does not depend on where the features live: lesson 05
+    gathers them from memory, lesson 10 reads them from disk.
+    """
     data = tf.data.Dataset.from_tensor_slices((image_rows, inputs, targets))
     if shuffle:
         data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
@@ -199,10 +216,4 @@ def caption_dataset(
     )
     # Tell Keras how many batches an epoch has: a progress bar with an end, no "ran out of data".
     per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
-    data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
-
-    def assemble(rows, words, target):
-        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
-        return {"image": tf.gather(table, rows), "words": words[:, :width]}, target[:, :width]
-
-    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))

@@ -123,24 +123,12 @@ def stream_caption_dataset(
     """
     import tensorflow as tf
 
-    from helpers.generators import bucket_boundaries, teacher_forcing_arrays
+    from helpers.generators import length_batches, teacher_forcing_arrays
 
     rows_of_images = store.row_numbers(captions.keys())
     image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
     rows = rows_of_images[image_rows]
-    data = tf.data.Dataset.from_tensor_slices((rows, inputs, targets))
-    if shuffle:
-        data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    lengths = np.count_nonzero(targets, axis=1)
-    limits = bucket_boundaries(lengths, buckets) if buckets > 1 else []
-    data = data.bucket_by_sequence_length(
-        lambda row, words, target: tf.math.count_nonzero(target, dtype=tf.int32),
-        limits,
-        [batch_size] * (len(limits) + 1),
-        no_padding=True,
-    )
-    per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
-    data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
+    data = length_batches(rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
     array = store.features
 
     def read(batch_rows: np.ndarray) -> np.ndarray:
