@@ -49,7 +49,7 @@ def setup_source() -> str:
 import sys
 
 if "google.colab" in sys.modules:
-    !test -d /content/course || git clone --quiet --depth 1 {repo_url()} /content/course
+    !test -d /content/course/helpers || (rm -rf /content/course && git clone --quiet --depth 1 {repo_url()} /content/course)
     %pip install --quiet {packages}
     sys.path.insert(0, "/content/course")
 
