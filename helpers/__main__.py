@@ -28,6 +28,7 @@ def prefetch() -> int:
     steps: list[tuple[str, Callable[[], object]]] = [
         ("dataset", _prefetch_dataset),
         ("ResNet50 weights", _prefetch_weights),
+        ("ImageNet classifier for lesson 03's guesses", _prefetch_classifier),
         ("GloVe vectors", _prefetch_glove),
         ("image features", _prefetch_features),
     ]
@@ -56,6 +57,22 @@ def _prefetch_weights() -> str:
     if get_settings().cnn_weights == "none":
         return "CAPTION_CNN_WEIGHTS=none: random weights, nothing to download"
     return str(imagenet_weights_file())
+
+
+def _prefetch_classifier() -> str:
+    import keras
+    import numpy as np
+
+    from helpers.config import get_settings
+
+    if get_settings().cnn_weights == "none":
+        return "CAPTION_CNN_WEIGHTS=none: lesson 03 skips the ImageNet guesses"
+    try:
+        keras.applications.ResNet50(weights="imagenet")
+        keras.applications.resnet50.decode_predictions(np.zeros((1, 1000)))
+    except Exception as error:  # Keras raises several kinds when offline
+        raise CourseError(f"could not fetch the ResNet50 classifier weights or class names ({error}).") from None
+    return "ResNet50 with its top layer and the ImageNet class names, in Keras' cache"
 
 
 def _prefetch_glove() -> str:
