@@ -174,6 +174,7 @@ def test_local_cluster_timeout(tmp_path):
 @pytest.mark.slow
 def test_train_command_runs_the_whole_chain_on_a_karpathy_folder(course_dir, monkeypatch, capsys):
     """``python -m helpers.scale train`` on a small Karpathy-layout copy of the shapes data, one device."""
+    from helpers.config import get_settings
     from helpers.datasets import make_shapes, read_flickr_layout
     from helpers.training import load_bundle
 
@@ -189,6 +190,6 @@ def test_train_command_runs_the_whole_chain_on_a_karpathy_folder(course_dir, mon
     monkeypatch.setenv("CAPTION_DATASET", str(folder))
     assert scale.main(["train", "--epochs", "1", "--per-replica-batch", "16", "--dtype", "float16"]) == 0
     assert "1 replica(s): global batch 16" in capsys.readouterr().out
-    bundle = load_bundle(course_dir / "artifacts" / "tiny-karpathy" / "distributed")
+    bundle = load_bundle(get_settings().artifacts_dir / "distributed")
     assert bundle.info["replicas"] == 1 and bundle.info["global_batch"] == 16
     assert (course_dir / "artifacts" / "tiny-karpathy" / "features" / "resnet50-none-224" / "features-float16.npy").exists()
