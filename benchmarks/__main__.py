@@ -221,9 +221,8 @@ def details(r: dict, o, loads: dict) -> list[str]:
                        f"{x['pairs_per_s'] / x['pairs_per_cpu_s']:.1f}", f"{x['peak_rss_mb']:.0f}", f"{x['train_loss']:.3f}",
                        f"{x['dev_loss']:.3f}") for x in t.values()])
         classic, fast = t["classic"], t["fast"]
-        out += ["", "Cores busy = CPU-seconds / wall-clock seconds. The fast path's steps are small (64 captions, one word "
-                "at a time through the LSTM), so how many cores it keeps busy varies with whatever else the machine does; "
-                "pairs per CPU-second compare the work itself, whatever share of the machine each process got: "
+        out += ["", "Cores busy = CPU-seconds / wall-clock seconds. Pairs per CPU-second compare the work itself, "
+                "whatever share of the machine each process got: "
                 f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x. Held-out loss after the same pairs: fast "
                 f"{fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic (fewer, larger optimizer steps: "
                 "one per 64 captions instead of one per 3 images, 15 captions)."]
