@@ -19,8 +19,9 @@ Stages (each a script of its own, ``python -m benchmarks.<stage> --help``):
 
 The synthetic workload (benchmarks/workload.py) is made first, once, before any timing.
 Each side of each comparison runs in a fresh interpreter, one after the other, so
-memory, thread pools and compiled functions are its own. The report states the load
-average around every stage: on a busy machine the wall clock says little.
+memory, thread pools and compiled functions are its own. Before each stage the run waits
+(a minute at most) for the load of the stage before it to die down; the report states the
+load average around every stage: on a busy machine the wall clock says little.
 """
 
 from __future__ import annotations
@@ -185,6 +186,13 @@ def table(header: list[str], rows: list) -> list[str]:
     return [f"| {' | '.join(header)} |", f"| {' | '.join(right)} |", *(f"| {' | '.join(map(str, row))} |" for row in rows)]
 
 
+def settle(quiet: float = 0.5, longest: float = 60) -> None:
+    """Wait until the 1-minute load average per CPU falls below ``quiet``, ``longest`` seconds at most."""
+    end = time.monotonic() + longest
+    while os.getloadavg()[0] > quiet * (os.cpu_count() or 1) and time.monotonic() < end:
+        time.sleep(5)
+
+
 def details(r: dict, o, loads: dict) -> list[str]:
     """One section per stage with every figure and what was measured."""
     out = []
@@ -193,7 +201,7 @@ def details(r: dict, o, loads: dict) -> list[str]:
         before, after = loads[stage]
         out.extend(["", f"### {title}", "", text, "",
                     f"Load average (1 min) {before:.1f} before, {after:.1f} after, on {os.cpu_count()} CPU(s)."
-                    + (" **The machine was busy: wall-clock figures are unreliable.**" if max(before, after) > 1.2 * (os.cpu_count() or 1) else ""), ""])
+                    + (" **The machine was busy: wall-clock figures are unreliable.**" if before > (os.cpu_count() or 1) else ""), ""])
 
     if "features" in r:
         f = r["features"]
@@ -304,6 +312,7 @@ def main() -> None:
     for stage in STAGES:
         if stage in stages:
             print(f"\n=== {stage}", flush=True)
+            settle()
             before, began = os.getloadavg()[0], time.perf_counter()
             results[stage] = RUNNERS[stage](o)
             loads[stage] = (before, os.getloadavg()[0])
