@@ -189,10 +189,15 @@ def caption_dataset(
     data = length_batches(image_rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
 
     def assemble(rows, words, target):
-        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
-        return {"image": tf.gather(table, rows), "words": words[:, :width]}, target[:, :width]
+        return trimmed_batch(tf.gather(table, rows), words, target)
 
     return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def trimmed_batch(image: tf.Tensor, words: tf.Tensor, target: tf.Tensor) -> tuple[dict, tf.Tensor]:
+    """The model's inputs and targets for one batch, cut to its longest caption (lesson 05)."""
+    width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
+    return {"image": image, "words": words[:, :width]}, target[:, :width]
 
 
 def length_batches(

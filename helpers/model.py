@@ -138,6 +138,9 @@ def save_captioner(captioner: Captioner, path: str | Path) -> None:
         captioner.sequence.save(tmp)
 
 
-def load_captioner(path: str | Path, max_len: int) -> Captioner:
-    """Load a model saved by :func:`save_captioner`, with both views sharing its layers."""
-    return captioner_from_sequence(keras.models.load_model(path), max_len)
+def load_captioner(path: str | Path, max_len: int, compile: bool = True) -> Captioner:
+    """Load a model saved by :func:`save_captioner`, with both views sharing its layers.
+
+    ``compile=False`` loads it for inference only, without the optimizer state saved with it.
+    """
+    return captioner_from_sequence(keras.models.load_model(path, compile=compile), max_len)

@@ -123,7 +123,7 @@ def stream_caption_dataset(
     """
     import tensorflow as tf
 
-    from helpers.generators import length_batches, teacher_forcing_arrays
+    from helpers.generators import length_batches, teacher_forcing_arrays, trimmed_batch
 
     rows_of_images = store.row_numbers(captions.keys())
     image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
@@ -137,8 +137,7 @@ def stream_caption_dataset(
     def assemble(batch_rows, words, target):
         image = tf.numpy_function(read, [batch_rows], tf.float32, stateful=False)
         image.set_shape((None, FEATURE_SIZE))
-        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
-        return {"image": image, "words": words[:, :width]}, target[:, :width]
+        return trimmed_batch(image, words, target)
 
     return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

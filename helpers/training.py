@@ -39,7 +39,7 @@ from helpers.config import get_settings
 from helpers.errors import CourseError
 from helpers.files import read_json, write_json
 from helpers.generators import CaptionPairs, GroupedCaptions, caption_dataset, captions_by_image
-from helpers.model import Captioner, build_captioner, captioner_from_sequence, save_captioner
+from helpers.model import Captioner, build_captioner, load_captioner, save_captioner
 
 CHECKPOINT = "epoch-{epoch:02d}.keras"
 
@@ -289,7 +289,7 @@ def load_bundle(folder: str | Path | None = None) -> Bundle:
         raise CourseError(f"{folder} holds no trained model ({', '.join(missing)} missing): run lesson 07 first.")
     info = read_json(folder / "model.json")
     vocab = Vocabulary.load(folder / "vocab.json")
-    captioner = captioner_from_sequence(keras.models.load_model(folder / "model.keras", compile=False), info["max_len"])
+    captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
     if len(vocab) != info["vocab_size"]:
         raise CourseError(f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again.")
     return Bundle(captioner, vocab, info)
@@ -308,8 +308,7 @@ def prepare_model(dataset=None) -> Bundle:
     from helpers.features import dataset_features
     from helpers.text import prepare_text
 
-    settings = get_settings()
-    folder = settings.artifacts_dir
+    folder = get_settings().artifacts_dir
     if (folder / "model.keras").exists():
         return load_bundle(folder)
     print(f"No trained model in {folder}: training one as lesson 07 does (captions, features, GloVe, then training).")
