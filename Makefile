@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: $(STAMP)  ## open JupyterLab on the lessons
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab notebooks/ --KernelManager.transport_encryption=auto $(if $(filter 0,$(shell id -u)),--allow-root)
 
 course: $(STAMP)  ## run every lesson headless, in order, on the configured dataset
 	$(PY) scripts/run_course.py

@@ -16,6 +16,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from helpers.errors import CourseError, install_notebook_handler  # noqa: E402
+from helpers.quiet import import_tensorflow  # noqa: E402
 
 __all__ = ["CourseError", "setup"]
 
@@ -25,8 +26,8 @@ COLAB_GPU_HINT = "On Colab: Runtime > Change runtime type > T4 GPU, then run the
 def setup() -> None:
     """Print versions and the compute device; show course errors as one line (every lesson's setup cell)."""
     install_notebook_handler()
+    tf = import_tensorflow()  # first, and without TensorFlow's start-up banner (see helpers.quiet)
     import keras
-    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}" if gpus else f"CPU only ({os.cpu_count()} cores)"

@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,6 +26,8 @@ from helpers.config import get_settings  # noqa: E402
 from helpers.files import atomic_path, write_json  # noqa: E402
 
 CELL_TIMEOUT_S = 3 * 3600  # full Flickr8k training on a CPU takes hours
+# Curve-encrypted kernel channels: private, and no "Kernel is running over TCP without encryption" warning per lesson
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def last_line(error: CellExecutionError) -> str:
@@ -34,7 +37,8 @@ def last_line(error: CellExecutionError) -> str:
 
 def run(notebook: Path, out_dir: Path) -> float:
     nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", config=KERNEL_CONFIG,
+                            resources={"metadata": {"path": str(notebook.parent)}})
     start = time.perf_counter()
     try:
         client.execute()

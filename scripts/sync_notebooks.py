@@ -79,7 +79,7 @@ def synced(notebook: Path) -> dict:
             cell["outputs"] = []
             cell["execution_count"] = None
     nb["metadata"] = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "colab": {"provenance": []},
         "accelerator": "GPU",
