@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import run_side
+from benchmarks.decoding import MAX_LEN, VOCAB_SIZE
 from benchmarks.workload import FULL_IMAGES, WORK, make_workload
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -156,7 +157,7 @@ def summary_rows(r: dict) -> list[tuple]:
         rows.append(("GloVe to embedding matrix", "seconds", f"{text:.2f}", f"{package:.2f}", f"{text / package:.0f}x", "—", verdict(None)))
     if "course" in r:
         course = r["course"]
-        measured = sum(course["seconds"][s] for s in ("text", "features", "glove", "training", "greedy")) / 60
+        measured = sum(course["seconds"][s] for s in ("dataset", "features", "text", "training", "greedy")) / 60
         classic = classic_course_minutes(r)
         rows.append((f"whole course ({course['epochs']} epochs)", "minutes", "—" if classic is None else f"≈ {classic:.1f} (estimate)",
                      f"{measured:.1f}", "—" if classic is None else f"{classic / measured:.1f}x", "—", verdict(None)))
@@ -166,14 +167,14 @@ def summary_rows(r: dict) -> list[tuple]:
 def classic_course_minutes(r: dict) -> float | None:
     """The whole course the classic way, estimated from the classic rates measured in this run.
 
-    The course's own text and GloVe steps, plus: every image through the per-image loop,
+    The course's own dataset, text and GloVe steps, plus: every image through the per-image loop,
     every epoch's pairs at the classic generator's pairs/s, the test images through the
     per-word loop. None unless the features, training and decoding stages ran too.
     """
     if not {"features", "training", "decoding", "course"} <= r.keys():
         return None
     course = r["course"]
-    seconds = course["seconds"]["text"] + course["seconds"]["glove"]
+    seconds = course["seconds"]["dataset"] + course["seconds"]["text"]
     seconds += course["images"] / r["features"]["loop"]["images_per_s"]
     seconds += course["epochs"] * course["pairs_per_epoch"] / r["training"]["classic"]["pairs_per_s"]
     seconds += course["test_images"] * r["decoding"][LOOP]["ms_per_caption"] / 1000
@@ -215,12 +216,12 @@ def details(r: dict, o, loads: dict) -> list[str]:
         pipe_cpu, model_cpu = f["pipeline"]["cpu_ms_per_image"], f["model"]["cpu_ms_per_image"]
         out += ["", f"By CPU time the pipeline costs {pipe_cpu / model_cpu - 1:+.0%} over the model alone (JPEG decoding and "
                 f"resizing): when both keep every core busy, the pipeline reaches about {model_cpu / pipe_cpu:.0%} of the "
-                "model-only speed. The model is the course's `extractor_function`: batch norms folded into the convolutions "
-                "(`fold_batch_norms`); the per-image loop runs the model as `build_extractor` returns it."]
+                "model-only speed. The model is the course's `extractor_function`; the per-image loop runs the model as "
+                "`build_extractor` returns it."]
     if "training" in r:
         t = r["training"]
         section("training", "Training (benchmarks/training.py)",
-                f"{o.captions} synthetic training captions, vocabulary 1848, max_len 35, {o.train_epochs} epoch(s); classic: "
+                f"{o.captions} synthetic training captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {o.train_epochs} epoch(s); classic: "
                 "`CaptionPairs` with one-hot targets (3 images per batch) into the prefix model; course: `caption_dataset` "
                 "(whole captions, length buckets, 64 per batch) into the sequence model. Each in its own process.")
         out += table(["path", "pairs seen", "seconds", "pairs/s", "pairs/CPU-s", "cores busy", "peak RSS (MB)", "train loss",
@@ -239,7 +240,7 @@ def details(r: dict, o, loads: dict) -> list[str]:
         loop_texts = d[LOOP]["texts"]
         same = sum(a == b for a, b in zip(loop_texts, d["batched greedy"]["texts"]))
         section("decoding", "Decoding (benchmarks/decoding.py)",
-                f"An untrained captioner (vocabulary 1848, prefix width 35) that writes exactly 12 words per caption; "
+                f"An untrained captioner (vocabulary {VOCAB_SIZE}, prefix width {MAX_LEN}) that writes exactly 12 words per caption; "
                 f"random image features. The loop on {o.decode_loop_images} images in one process, the course's decoders on "
                 f"{o.decode_images} in another. The loop and batched greedy wrote the same caption for {same} of "
                 f"{len(loop_texts)} images.")
@@ -249,7 +250,7 @@ def details(r: dict, o, loads: dict) -> list[str]:
     if "glove" in r:
         g = r["glove"]
         section("glove", "GloVe (benchmarks/glove.py)",
-                "From the call to `load_glove` until the embedding matrix of a 1,848-id vocabulary is built, each source "
+                f"From the call to `load_glove` until the embedding matrix of a {VOCAB_SIZE:,}-id vocabulary is built, each source "
                 "in its own process, both files in the page cache. The text file is the package's vectors written in "
                 "the Stanford format: " + ("all 400,000 words, the same 171 MB as the download." if o.glove_words >= 400_000
                                           else f"only the first {o.glove_words:,} words (a quick check)."))

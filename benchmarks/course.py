@@ -3,11 +3,13 @@
     python -m benchmarks.course --epochs 5
     python -m benchmarks.course --workload 200 --epochs 1      # a quick check
 
-What the lessons compute, in one fresh process, from nothing cached: captions and
-vocabulary (lessons 01-02), ResNet50 features of every image (lesson 03), the GloVe
-embedding matrix (lesson 04), ``--epochs`` epochs of training with a dev loss, checkpoints
-and history after each (lesson 07, ``helpers.training.train``), greedy and beam-3 captions
-of every test image (lesson 08) and their scores (lesson 09, without METEOR's Java). The
+What the lessons compute, in one fresh process, from nothing cached: the dataset with its
+image check (lesson 01), ResNet50 features of every image (lesson 03), then the rest of
+``helpers.course.prepare_course_data`` (captions and vocabulary of lesson 02, the GloVe
+matrix of lesson 04, the grouped captions of lesson 05; the features now come from the
+cache), ``--epochs`` epochs of training with a dev loss, checkpoints and history after
+each (lesson 07, ``helpers.training.train``), greedy and beam-3 captions of every test
+image (lesson 08) and their scores (lesson 09, without METEOR's Java). The
 dataset is the synthetic workload (:mod:`benchmarks.workload`) read through
 ``CAPTION_DATASET``; artifacts go to ``benchmarks/work/course/`` and are deleted first.
 CAPTION_CNN_WEIGHTS defaults to ``none`` (random weights: the same computation as
@@ -26,9 +28,9 @@ from benchmarks import write_json
 from benchmarks.workload import FULL_IMAGES, WORK, make_workload
 
 STEPS = {
-    "text": "captions and vocabulary (lessons 01-02)",
+    "dataset": "the dataset and its image check (lesson 01)",
     "features": "ResNet50 features of every image (lesson 03)",
-    "glove": "GloVe embedding matrix (lesson 04)",
+    "text": "captions, vocabulary, GloVe matrix, grouped captions (prepare_course_data: lessons 02, 04, 05)",
     "training": "training (lesson 07)",
     "greedy": "greedy captions of the test images (lesson 08)",
     "beam": "beam-3 captions of the test images (lesson 08)",
@@ -44,16 +46,16 @@ def run(workload: int, epochs: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from helpers.config import get_settings
 
-    shutil.rmtree(get_settings().base_dir / "artifacts" / get_settings().dataset_key, ignore_errors=True)
+    settings = get_settings()
+    shutil.rmtree(settings.artifacts_root, ignore_errors=True)
 
+    from helpers.course import prepare_course_data
     from helpers.datasets import load_dataset
     from helpers.decoding import beam_search, greedy
-    from helpers.embeddings import prepare_embedding_matrix
     from helpers.evaluation import score
     from helpers.features import dataset_features
-    from helpers.generators import captions_by_image, teacher_forcing_arrays
+    from helpers.generators import teacher_forcing_arrays
     from helpers.model import build_captioner
-    from helpers.text import clean_caption, prepare_text
     from helpers.training import train
 
     seconds: dict[str, float] = {}
@@ -62,27 +64,24 @@ def run(workload: int, epochs: int) -> dict:
     def lap(step: str) -> None:
         seconds[step] = time.perf_counter() - began - sum(seconds.values())
 
-    dataset = load_dataset()
-    table, vocab = prepare_text(dataset)
-    lap("text")
-    feature_set, dataset = dataset_features(dataset)
+    dataset = load_dataset(settings=settings)
+    lap("dataset")
+    dataset_features(dataset, settings.cnn_weights)
     lap("features")
-    matrix = prepare_embedding_matrix(vocab)
-    lap("glove")
-    captioner = build_captioner(len(vocab), vocab.max_len, matrix)
-    train_captions = captions_by_image(table, vocab, "train")
-    history = train(captioner, feature_set, train_captions, captions_by_image(table, vocab, "dev"),
+    course = prepare_course_data(settings)
+    vocab, feature_set, train_captions = course.vocab, course.features, course.train_captions
+    lap("text")
+    captioner = build_captioner(len(vocab), vocab.max_len, course.embedding_matrix)
+    history = train(captioner, feature_set, train_captions, course.dev_captions, folder=course.folder,
                     epochs=epochs, patience=epochs, resume=False, seed=0)
     lap("training")
-    test = table[table["split"] == "test"]
-    images = sorted(test["image"].unique())
+    images = course.split_images("test")
     test_features = feature_set.lookup(images)
     greedy_captions = greedy(captioner, vocab, test_features)
     lap("greedy")
     beam_search(captioner, vocab, test_features, beam_width=3)
     lap("beam")
-    references = test.groupby("image")["caption"].apply(lambda c: [clean_caption(x) for x in c])
-    scores = score([references[image] for image in images], greedy_captions, meteor=False)
+    scores = score(course.dataset.references(images), greedy_captions, meteor=False)
     lap("scores")
     return {
         "seconds": seconds,
@@ -95,7 +94,7 @@ def run(workload: int, epochs: int) -> dict:
         "test_images": len(images),
         "vocab": len(vocab),
         "max_len": vocab.max_len,
-        "weights": get_settings().cnn_weights,
+        "weights": settings.cnn_weights,
         "dev_loss": history["val_loss"][-1],
         "scores": scores,
         "mean_greedy_words": sum(len(c.split()) for c in greedy_captions) / max(1, len(greedy_captions)),

@@ -67,9 +67,10 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
     import tensorflow as tf
 
     from helpers import features
+    from helpers.config import get_settings
 
     paths = image_paths(images, workload)
-    weights = features.resolve_weights()
+    weights = get_settings().cnn_weights
     if method == "loop":
         model = features.build_extractor(weights)
         per_image_loop(paths[:2], model)  # warm up: predict's first call builds its function

@@ -5,7 +5,7 @@
 
 Workload (made the same way in each process, from a seed): a Flickr8k-sized synthetic
 training set of ``--captions`` captions over ``--captions / 5`` images (5 each), a
-vocabulary of 1848 ids, ``max_len`` 35, caption lengths like Flickr8k's (``startseq`` +
+vocabulary of 1,653 ids, ``max_len`` 34 (Flickr8k's, ``helpers.flickr8k.FACTS``), caption lengths like Flickr8k's (``startseq`` +
 1-33 words + ``endseq``, mean about 12 tokens), words from a Zipf-like distribution that
 follows a random Markov chain and a per-image topic (so there is something to learn from
 the prefix and from the non-negative 2048-d "image features"). The model is
@@ -39,8 +39,9 @@ from multiprocessing import get_context
 import numpy as np
 
 from benchmarks import write_json
+from helpers.flickr8k import FACTS
 
-VOCAB_SIZE, MAX_LEN, CAPTIONS_PER_IMAGE, TOPICS = 1848, 35, 5, 100
+VOCAB_SIZE, MAX_LEN, CAPTIONS_PER_IMAGE, TOPICS = FACTS["vocab_ids"], FACTS["max_len"], 5, 100
 DEV_CAPTIONS = 1000
 
 

@@ -18,16 +18,17 @@ Like Flickr8k:
   (colour fields at six scales, shapes, film grain): about 125 KB each on average, as
   Flickr8k's roughly 1 GB of 8,091 images. Image ``k`` is the same in every workload size.
 * **captions**: 5 per image, written like Flickr8k's ("A dog runs through the grass .").
-  Lengths are log-normal, mean about 11 words, a long tail to 33 words; the first training
-  caption has exactly 33 of the most frequent words, so ``max_len`` (startseq and endseq
-  included) is 35 at every size.
-* **words**: 1,845 common words with Zipf frequencies (probability 1/rank): Flickr8k's
+  Lengths are log-normal, mean about 11 words, a long tail to 32 words; the first training
+  caption has exactly 32 of the most frequent words, so ``max_len`` (startseq and endseq
+  included) is 34 at every size, as the course measures on the real Flickr8k
+  (``helpers.flickr8k.FACTS``).
+* **words**: 1,650 common words with Zipf frequencies (probability 1/rank): Flickr8k's
   most frequent words first, then GloVe's most frequent words (so GloVe knows them, as it
   knows nearly all of Flickr8k's vocabulary); plus 3 % rare made-up words, each used at most
   5 times (Flickr8k's long tail of rare words and typos). In a full-size workload every
   common word occurs 10 or more times in the training captions, so the course's
-  vocabulary (``min_count=10``) has exactly 1,848 entries with padding, startseq and endseq;
-  smaller workloads have fewer.
+  vocabulary (``min_count=10``) has exactly 1,653 entries with padding, startseq and endseq,
+  the size measured on the real Flickr8k; smaller workloads have fewer.
 * **splits**: 6,000 / 1,000 / 1,000 images of 8,091 (91 in none, as in Flickr8k), in
   proportion for other sizes.
 """
@@ -46,14 +47,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from helpers.flickr8k import FACTS, IMAGES_FOLDER, SPLIT_FILES, TOKEN_FILE
+
 #: Where workloads and other generated files go (git-ignored); BENCHMARKS_WORK moves it, e.g. to a bigger disk.
 WORK = Path(os.environ.get("BENCHMARKS_WORK") or Path(__file__).resolve().parent / "work")
-VERSION = "1"
-FULL_IMAGES = 8091
+IMAGES_VERSION, CAPTIONS_VERSION = "1", "2"  # captions 2: Flickr8k's measured vocabulary and max_len
+FULL_IMAGES = FACTS["images"]
 CAPTIONS_PER_IMAGE = 5
 SPLIT_SHARES = {"train": 6000 / 8091, "dev": 1000 / 8091, "test": 1000 / 8091}
-COMMON_WORDS = 1845  # + padding, startseq, endseq = a vocabulary of 1848
-MAX_WORDS = 33  # + startseq, endseq = max_len 35
+COMMON_WORDS = FACTS["vocab_ids"] - 3  # + padding, startseq, endseq = Flickr8k's vocabulary
+MAX_WORDS = FACTS["max_len"] - 2  # + startseq, endseq = Flickr8k's max_len
 MIN_COUNT = 10  # the course's Vocabulary.build default
 RARE_SHARE = 0.03
 RARE_POOL = 6000
@@ -123,7 +126,7 @@ def _write_image(job: tuple[int, int, str]) -> int:
 
 
 def common_words() -> list[str]:
-    """The 1,845 common words, most frequent first: Flickr8k's top words, then GloVe's."""
+    """The common words (1,650), most frequent first: Flickr8k's top words, then GloVe's."""
     from helpers.embeddings import load_glove
 
     words = list(dict.fromkeys(FLICKR_WORDS))
@@ -214,17 +217,18 @@ def make_workload(images: int = FULL_IMAGES, seed: int = 0, processes: int | Non
     """Generate the workload once (resumable); return its folder, in the Flickr8k layout."""
     from tqdm.auto import tqdm
 
-    from helpers.datasets import FLICKR8K_IMAGES, SPLIT_FILES, TOKEN_FILE
     from helpers.files import atomic_path
 
     root = workload_dir(images) if seed == 0 else WORK / f"synthetic-{images}-seed{seed}"
-    stamp = f"{VERSION} images={images} seed={seed}"
+    stamp = f"{IMAGES_VERSION} images={images} seed={seed}"
+    complete = f"{stamp} captions={CAPTIONS_VERSION}"
     done, plan = root / "VERSION", root / "PLAN"
-    if done.exists() and done.read_text().strip() == stamp:
+    if done.exists() and done.read_text().strip() == complete:
         return root
-    if root.exists() and (not plan.exists() or plan.read_text().strip() != stamp):
-        shutil.rmtree(root)  # made by another version of this generator
-    folder = root / FLICKR8K_IMAGES
+    made = next((p.read_text().split(" captions=")[0].strip() for p in (plan, done) if p.exists()), None)
+    if root.exists() and made != stamp:
+        shutil.rmtree(root)  # images made by another version of this generator
+    folder = root / IMAGES_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     plan.write_text(stamp + "\n")
     for leftover in folder.glob("*.tmp-*"):
@@ -247,18 +251,16 @@ def make_workload(images: int = FULL_IMAGES, seed: int = 0, processes: int | Non
     for split, filename in SPLIT_FILES.items():
         with atomic_path(root / filename) as tmp:
             Path(tmp).write_text("\n".join(names[i] for i in splits[split]) + "\n")
-    done.write_text(stamp + "\n")
+    done.write_text(complete + "\n")
     plan.unlink()
     return root
 
 
 def image_paths(images: int, workload_images: int = FULL_IMAGES) -> list[Path]:
     """The first ``images`` JPEGs (in name order) of the workload of ``workload_images``, made if needed."""
-    from helpers.datasets import FLICKR8K_IMAGES
-
     if images > workload_images:
         raise SystemExit(f"{images} images asked for, but the workload has only {workload_images}.")
-    folder = make_workload(workload_images) / FLICKR8K_IMAGES
+    folder = make_workload(workload_images) / IMAGES_FOLDER
     return [folder / image_name(i) for i in range(images)]
 
 

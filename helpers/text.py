@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
-from helpers.config import get_settings
 from helpers.datasets import Dataset
 from helpers.errors import CourseError
 from helpers.files import atomic_path, read_json, write_json
@@ -171,15 +170,15 @@ def _cached_text(folder: Path, dataset: Dataset, min_count: int) -> tuple[pd.Dat
     return table, vocab
 
 
-def prepare_text(dataset: Dataset, min_count: int = 10) -> tuple[pd.DataFrame, Vocabulary]:
-    """Cleaned captions and vocabulary, from ``settings.artifacts_dir`` or built as in lesson 02.
+def prepare_text(dataset: Dataset, min_count: int = 10, folder: str | Path | None = None) -> tuple[pd.DataFrame, Vocabulary]:
+    """Cleaned captions and vocabulary, read from ``folder`` or built as in lesson 02.
 
     Returns the captions table with an added column ``tokens`` (the cleaned, wrapped
     caption) and the vocabulary of its training split. Both are saved (atomically) as
-    ``captions.csv`` and ``vocab.json`` and reused while the dataset's captions and
-    ``min_count`` stay the same.
+    ``captions.csv`` and ``vocab.json`` in ``folder`` (default: the dataset's own
+    ``artifacts_dir``) and reused while the dataset's captions and ``min_count`` stay the same.
     """
-    folder = get_settings().artifacts_dir
+    folder = Path(folder) if folder is not None else dataset.artifacts_dir
     cached = _cached_text(folder, dataset, min_count)
     if cached is not None:
         return cached

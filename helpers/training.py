@@ -3,7 +3,7 @@
 :func:`train` fits the *sequence* model on whole captions (the fast path of lesson 05),
 or the *prefix* model on the classic generator with ``classic=True``; both views share
 their layers, so either trains the same weights. Everything it needs to survive an
-interruption lives in one folder (``settings.artifacts_dir`` by default)::
+interruption lives in one folder (the dataset's ``artifacts_dir`` in the lessons)::
 
     checkpoints/epoch-07.keras   the model and optimizer after epoch 7 (Keras ModelCheckpoint)
     history.json                 loss, dev loss and seconds of every finished epoch
@@ -18,28 +18,24 @@ their checkpoint. Only the latest and the best checkpoints are kept.
 Build and compile the model inside a ``tf.distribute`` strategy scope and call
 ``train`` there (lesson 10): it creates nothing the strategy has to know about.
 
-The trained **bundle** (lessons 08-10, ``python -m helpers caption --model DIR``) is a
-folder with ``model.keras`` (the sequence model), ``vocab.json`` and ``model.json``
-(max_len, dataset, CNN weights, ...): :func:`save_bundle`, :func:`load_bundle`, and
-:func:`prepare_model`, which loads it or rebuilds every step that leads to it.
+The trained model is saved as a *bundle* (:mod:`helpers.bundle`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
 
 import keras
 import numpy as np
 
-from helpers.config import get_settings
 from helpers.errors import CourseError
 from helpers.files import read_json, write_json
-from helpers.generators import CaptionPairs, GroupedCaptions, caption_dataset, captions_by_image
-from helpers.model import Captioner, build_captioner, load_captioner, save_captioner
+from helpers.generators import CaptionPairs, GroupedCaptions, caption_dataset
 
 CHECKPOINT = "epoch-{epoch:02d}.keras"
 
@@ -62,20 +58,23 @@ class Recipe:
 #: 8 epochs, 0.70 after 12 (fast mode: colours and shapes named right noticeably more
 #: often than after 8, for about 12 s more on 2 cores), still falling slowly towards 20.
 #: Other datasets (Flickr30k, COCO, your own folder) use the Flickr8k recipe.
+BATCH_SIZE, IMAGES_PER_BATCH = 64, 3
 RECIPES = {
-    "flickr8k": Recipe(epochs=20, fast_epochs=5, batch_size=64, images_per_batch=3, patience=3),
-    "shapes": Recipe(epochs=20, fast_epochs=12, batch_size=64, images_per_batch=3, patience=3),
+    "flickr8k": Recipe(epochs=20, fast_epochs=5, batch_size=BATCH_SIZE, images_per_batch=IMAGES_PER_BATCH, patience=3),
+    "shapes": Recipe(epochs=20, fast_epochs=12, batch_size=BATCH_SIZE, images_per_batch=IMAGES_PER_BATCH, patience=3),
 }
 
 
-def recipe(dataset_key: str | None = None) -> Recipe:
-    """The training recipe of a dataset (default: the configured one)."""
-    return RECIPES.get(dataset_key or get_settings().dataset_key, RECIPES["flickr8k"])
+def recipe(dataset_name: str, fast: bool = False) -> Recipe:
+    """The training recipe of a dataset; in fast mode its ``epochs`` are the fast ones."""
+    plan = RECIPES.get(dataset_name, RECIPES["flickr8k"])
+    return dataclasses.replace(plan, epochs=plan.fast_epochs) if fast else plan
 
 
-def input_length(captioner: Captioner) -> int:
-    """``max_len``: how many words the prefix model reads."""
-    return int(captioner.prefix.get_layer("words").output.shape[1])
+def input_length(captioner) -> int | None:
+    """``max_len``: how many words the prefix model reads (None for a captioner without one, as lesson 11's)."""
+    prefix = getattr(captioner, "prefix", None)
+    return None if prefix is None else int(prefix.get_layer("words").output.shape[1])
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -155,16 +154,16 @@ def _recorder(folder: Path, history: dict[str, list[float]]) -> keras.callbacks.
 
 
 def train(
-    captioner: Captioner,
+    captioner,
     features,
     train_captions: GroupedCaptions,
     dev_captions: GroupedCaptions,
     *,
-    folder: str | Path | None = None,
-    epochs: int | None = None,
+    folder: str | Path,
+    epochs: int = 20,
     batch_size: int | None = None,
     classic: bool = False,
-    patience: int | None = None,
+    patience: int = 3,
     resume: bool = True,
     callbacks: tuple[keras.callbacks.Callback, ...] = (),
     verbose: int = 2,
@@ -178,18 +177,14 @@ def train(
     makes the fast path's batches from them, called as ``caption_dataset`` is
     (``make_dataset(features, captions, batch_size=, max_len=, seed=)``, and
     ``shuffle=False`` for dev; not used with ``classic=True``): lesson 10 passes
-    :func:`helpers.scale.stream_caption_dataset` to read the features from disk. Epochs, batch
-    size and patience default to :func:`recipe` (fewer epochs in fast mode). ``batch_size``
-    counts captions, or images with ``classic=True`` (which trains the prefix model on
-    the classic generator's pairs). ``resume=False`` throws away an earlier run in
-    ``folder``. Returns the history of every epoch, earlier runs included; the captioner
-    ends with the weights of the epoch with the lowest dev loss.
+    :func:`helpers.disk.stream_caption_dataset` to read the features from disk. :func:`recipe`
+    gives each dataset's ``epochs``, ``batch_size`` and ``patience``. ``batch_size`` counts
+    captions (default 64), or images with ``classic=True`` (default 3; it trains the
+    prefix model on the classic generator's pairs). ``resume=False`` throws away an earlier
+    run in ``folder``. Returns the history of every epoch, earlier runs included; the
+    captioner ends with the weights of the epoch with the lowest dev loss.
     """
-    settings = get_settings()
-    plan = recipe(settings.dataset_key)
-    epochs = epochs or (plan.fast_epochs if settings.fast else plan.epochs)
-    patience = patience or plan.patience
-    folder = Path(folder or settings.artifacts_dir)
+    folder = Path(folder)
     model = captioner.prefix if classic else captioner.sequence
     history = _resume(model, folder, resume)
     done = len(history["loss"])
@@ -198,7 +193,7 @@ def train(
     else:
         if done:
             print(f"Resuming from {_checkpoint(folder, done)}: epoch {done + 1} of {epochs}.")
-        size = batch_size or (plan.images_per_batch if classic else plan.batch_size)
+        size = batch_size or (IMAGES_PER_BATCH if classic else BATCH_SIZE)
         train_data, dev_data = _data(captioner, features, train_captions, dev_captions, classic, size, seed, make_dataset)
         model.fit(
             train_data,
@@ -220,7 +215,7 @@ def train(
     return history
 
 
-def _data(captioner, features, train_captions, dev_captions, classic: bool, size: int, seed: int | None, make_dataset):
+def _data(captioner, features, train_captions, dev_captions, classic: bool, size: int, seed: int | None, make_dataset) -> tuple:
     """Training and dev batches: the fast path (``make_dataset``), or the classic generator of (image, prefix) pairs."""
     max_len = input_length(captioner)
     if classic:
@@ -232,93 +227,3 @@ def _data(captioner, features, train_captions, dev_captions, classic: bool, size
         make_dataset(features, train_captions, batch_size=size, max_len=max_len, seed=seed),
         make_dataset(features, dev_captions, batch_size=size, max_len=max_len, shuffle=False),
     )
-
-
-# ------------------------------------------------------------------------ the model bundle
-
-
-class Bundle(NamedTuple):
-    """A trained captioner with its vocabulary and the settings it was trained with (lesson 07)."""
-
-    captioner: Captioner
-    vocab: object  # helpers.text.Vocabulary
-    info: dict
-
-
-def save_bundle(captioner: Captioner, vocab, folder: str | Path | None = None, **info) -> Path:
-    """Write ``model.keras``, ``vocab.json`` and ``model.json`` to ``folder`` (lesson 07).
-
-    ``model.json`` records ``max_len``, the vocabulary size, the dataset, fast mode and
-    the feature recipe (CNN, weights, image size, ...: new images must be turned into
-    features the same way), plus any ``info`` given. ``model.keras`` is written last: when
-    it is there, the bundle is complete.
-    """
-    from helpers.features import recipe as feature_recipe
-
-    settings = get_settings()
-    folder = Path(folder or settings.artifacts_dir)
-    vocab.save(folder / "vocab.json")
-    write_json(
-        folder / "model.json",
-        {
-            "max_len": input_length(captioner),
-            "vocab_size": len(vocab),
-            "dataset": settings.dataset_key,
-            "fast": settings.fast,
-            "cnn_weights": settings.cnn_weights,
-            "features": feature_recipe(settings.cnn_weights),
-            "keras": keras.__version__,
-            **info,
-        },
-    )
-    save_captioner(captioner, folder / "model.keras")
-    return folder
-
-
-def load_bundle(folder: str | Path | None = None) -> Bundle:
-    """Load a bundle written by :func:`save_bundle` (lessons 08-10 and the command line).
-
-    The model is loaded for inference only (``compile=False``): the optimizer state saved
-    with it is not needed (training resumes from ``checkpoints/``, not from the bundle).
-    """
-    from helpers.text import Vocabulary
-
-    folder = Path(folder or get_settings().artifacts_dir)
-    missing = [name for name in ("model.keras", "vocab.json", "model.json") if not (folder / name).exists()]
-    if missing:
-        raise CourseError(f"{folder} holds no trained model ({', '.join(missing)} missing): run lesson 07 first.")
-    info = read_json(folder / "model.json")
-    vocab = Vocabulary.load(folder / "vocab.json")
-    captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
-    if len(vocab) != info["vocab_size"]:
-        raise CourseError(f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again.")
-    return Bundle(captioner, vocab, info)
-
-
-def prepare_model(dataset=None) -> Bundle:
-    """The trained bundle of the configured dataset, trained first if it is missing (lessons 08-10).
-
-    Rebuilds what lesson 07 needs, each step from its own cache when there is one:
-    captions and vocabulary (lesson 02), image features (lesson 03), the GloVe matrix
-    (lesson 04), then :func:`train` and :func:`save_bundle`. The bundle folder depends on
-    the CNN weights (``settings.artifacts_dir``), so a model always meets the features it learned from.
-    """
-    from helpers.datasets import load_dataset
-    from helpers.embeddings import prepare_embedding_matrix
-    from helpers.features import dataset_features
-    from helpers.text import prepare_text
-
-    folder = get_settings().artifacts_dir
-    if (folder / "model.keras").exists():
-        return load_bundle(folder)
-    print(f"No trained model in {folder}: training one as lesson 07 does (captions, features, GloVe, then training).")
-    dataset = dataset or load_dataset()
-    table, vocab = prepare_text(dataset)
-    feature_set, dataset = dataset_features(dataset)
-    table = table[table["image"].isin(set(feature_set.images))]
-    captioner = build_captioner(len(vocab), vocab.max_len, prepare_embedding_matrix(vocab))
-    history = train(
-        captioner, feature_set, captions_by_image(table, vocab, "train"), captions_by_image(table, vocab, "dev")
-    )
-    save_bundle(captioner, vocab, folder, epochs=len(history["loss"]), dev_loss=min(history["val_loss"]))
-    return load_bundle(folder)

@@ -7,7 +7,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from helpers.config import get_settings, variant
+from helpers.datasets import Dataset
 
 
 @pytest.fixture
@@ -19,6 +23,14 @@ def course_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CAPTION_FAST", "0")
     monkeypatch.delenv("CAPTION_FLICKR8K_URL", raising=False)
     return tmp_path
+
+
+def configured_dataset(name: str, images_dir: Path, rows: list[tuple[str, str, str]]) -> Dataset:
+    """A Dataset of ``(image, caption, split)`` rows whose artifacts go where the configured settings say."""
+    settings = get_settings()
+    table = pd.DataFrame(rows, columns=["image", "caption", "split"])
+    return Dataset(name, images_dir, table, artifacts_root=settings.base_dir / "artifacts" / name,
+                   variant=variant(settings.fast, settings.cnn_weights))
 
 
 @dataclass

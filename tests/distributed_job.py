@@ -1,7 +1,8 @@
-"""One short training run under a tf.distribute strategy; tests/test_scale.py starts it in a subprocess.
+"""One short training run under a tf.distribute strategy; tests/test_distribute.py starts it in a subprocess.
 
-    python tests/distributed_job.py mirrored OUT   # two logical CPU devices, MirroredStrategy
-    python tests/distributed_job.py worker OUT     # one worker of the cluster in TF_CONFIG
+    python tests/distributed_job.py mirrored OUT         # two logical CPU devices, MirroredStrategy
+    python tests/distributed_job.py worker OUT           # one worker of the cluster in TF_CONFIG
+    python tests/distributed_job.py worker-unfixed OUT   # the same without helpers.compat's Keras fixes
 
 It trains the course's captioner with helpers.training.train, unchanged, on a tiny
 synthetic task (4 classes of images, captions the class decides), and writes
@@ -15,12 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-from helpers import scale
+from helpers import distribute
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 if mode == "mirrored":
-    scale.split_cpu(2)
-strategy = scale.strategy_from_environment()  # before any other TensorFlow work
+    distribute.split_cpu(2)
+strategy = distribute.strategy_from_environment()  # before any other TensorFlow work
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -60,9 +61,16 @@ class Snapshot(keras.callbacks.Callback):
 train_features, train_captions = synthetic_task(64, seed=0)
 dev_features, dev_captions = synthetic_task(16, seed=1)
 features = {**train_features, **dev_features}
-batch = scale.global_batch_size(8, strategy)
+batch = distribute.global_batch_size(8, strategy)
 keras.utils.set_random_seed(0)
-captioner = scale.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=scale.scaled_learning_rate(batch, 5e-4, 8))
+rate = distribute.scaled_learning_rate(batch, 5e-4, 8)
+if mode == "worker-unfixed":  # what Keras does on its own (tests/test_compat.py expects it to fail)
+    from helpers.model import build_captioner, compile_captioner  # noqa: E402
+
+    with strategy.scope():
+        captioner = compile_captioner(build_captioner(VOCAB, MAX_LEN), rate)
+else:
+    captioner = distribute.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=rate)
 with strategy.scope():
     before = captioner.sequence.evaluate(caption_dataset(features, dev_captions, batch_size=batch, shuffle=False), verbose=0)
     history = train(

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.datasets import read_flickr_layout
-from helpers.text import Vocabulary, clean_caption, wrap
-
 from benchmarks import workload
+from helpers.datasets import read_flickr_layout
+from helpers.flickr8k import FACTS
+from helpers.text import Vocabulary, clean_caption, wrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,10 +68,10 @@ def test_small_workload_captions(images):
     grouped, splits = workload.make_captions(images)
     assert len(grouped) == images and all(len(group) == 5 for group in grouped)
     words = [len(clean_caption(c).split()) for group in grouped for c in group]
-    assert min(words) >= 1 and max(words) <= 33
+    assert min(words) >= 1 and max(words) <= FACTS["max_len"] - 2
     assert 9 < np.mean(words) < 13
     vocab = training_vocabulary(grouped, splits)
-    assert 3 < len(vocab) <= 1848 and vocab.max_len == 35
+    assert 3 < len(vocab) <= FACTS["vocab_ids"] and vocab.max_len == FACTS["max_len"]
 
 
 def test_full_size_captions_are_flickr8k_like():
@@ -79,9 +79,9 @@ def test_full_size_captions_are_flickr8k_like():
     assert sum(map(len, grouped)) == 40_455
     assert {s: len(images) for s, images in splits.items()} == {"train": 6000, "dev": 1000, "test": 1000}
     vocab = training_vocabulary(grouped, splits)
-    assert len(vocab) == 1848 and vocab.max_len == 35
+    assert (len(vocab), vocab.max_len) == (1653, 34) == (FACTS["vocab_ids"], FACTS["max_len"])  # Flickr8k's, measured
     words = np.array([len(clean_caption(c).split()) for group in grouped for c in group])
-    assert 10.5 < words.mean() < 11.5 and 3 < words.std() < 4.5 and words.max() == 33
+    assert 10.5 < words.mean() < 11.5 and 3 < words.std() < 4.5 and words.max() == FACTS["max_len"] - 2
     assert workload.make_captions(workload.FULL_IMAGES)[0][:50] == grouped[:50]  # seeded: the same every time
 
 

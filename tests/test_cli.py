@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.__main__ import main
+from helpers.bundle import save_bundle
+from helpers.cli import main
 from helpers.config import get_settings
 from helpers.model import build_captioner
 from helpers.text import Vocabulary
-from helpers.training import save_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,9 @@ def untrained_bundle(folder: Path | None = None, never_ends: bool = False) -> Pa
         kernel, bias = next_word.get_weights()
         bias[vocab.end_id] = -1e4
         next_word.set_weights([kernel, bias])
-    return save_bundle(captioner, vocab, folder)
+    settings = get_settings()
+    return save_bundle(captioner, vocab, folder or settings.artifacts_dir, dataset=settings.dataset_key,
+                       fast=settings.fast, cnn_weights=settings.cnn_weights)
 
 
 def test_caption_prints_one_line_per_image_and_reports_bad_ones(course_dir, capsys):

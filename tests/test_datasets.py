@@ -7,13 +7,13 @@ import io
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import datasets
-from helpers.datasets import Dataset, load_dataset, make_shapes, read_token_file
+from helpers import datasets, flickr8k, images, shapes
+from helpers.datasets import Dataset, load_dataset, read_token_file
 from helpers.errors import CourseError
+from helpers.shapes import make_shapes
 
 BOGUS = "2258277193_586949ec62.jpg.1"
 SPLIT = {"train": ["img_0.jpg", "img_1.jpg", "img_2.jpg", "img_3.jpg"], "dev": ["img_4.jpg", "img_5.jpg"], "test": ["img_6.jpg"]}
@@ -57,8 +57,8 @@ def flickr_server(file_server, course_dir, monkeypatch):
     archives = fake_flickr8k()
     for name, body in archives.items():
         file_server.add(f"/good/{name}", body)
-    monkeypatch.setattr(datasets, "FLICKR8K_ARCHIVES", {n: hashlib.md5(b).hexdigest() for n, b in archives.items()})
-    monkeypatch.setattr(datasets, "FLICKR8K_COUNTS", {"images": 8, "train": 4, "dev": 2, "test": 1})
+    monkeypatch.setattr(flickr8k, "ARCHIVES", {n: hashlib.md5(b).hexdigest() for n, b in archives.items()})
+    monkeypatch.setattr(flickr8k, "COUNTS", {"images": 8, "train": 4, "dev": 2, "test": 1})
     monkeypatch.setenv("CAPTION_DATASET", "flickr8k")
     return file_server, archives
 
@@ -146,7 +146,7 @@ def test_no_network_points_to_shapes(course_dir, monkeypatch, file_server):
 
 def test_wrong_counts_say_what_is_wrong(flickr_server, monkeypatch):
     server, _ = flickr_server
-    monkeypatch.setattr(datasets, "FLICKR8K_COUNTS", {"images": 8091, "train": 6000, "dev": 1000, "test": 1000})
+    monkeypatch.setattr(flickr8k, "COUNTS", {"images": 8091, "train": 6000, "dev": 1000, "test": 1000})
     use_mirror(monkeypatch, server, "good")
     with pytest.raises(CourseError, match=r"images: 8 \(expected 8091\).*train: 4 \(expected 6000\)"):
         load_dataset()
@@ -202,7 +202,7 @@ def test_shapes_is_deterministic_and_in_flickr_layout(tmp_path):
     first = sorted((a / "Flicker8k_Dataset").iterdir())[0].name
     assert (a / "Flicker8k_Dataset" / first).read_bytes() == (b / "Flicker8k_Dataset" / first).read_bytes()
     data = datasets.read_flickr_layout(a, "shapes")
-    assert [len(data.images(s)) for s in datasets.SPLITS] == list(datasets.SHAPES_SPLIT.values())
+    assert [len(data.images(s)) for s in datasets.SPLITS] == list(shapes.SHAPES_SPLIT.values())
     assert data.captions.groupby("image").size().eq(5).all()
     assert data.captions.groupby("image")["caption"].nunique().min() >= 4  # varied wording
 
@@ -212,15 +212,15 @@ def test_shapes_captions_describe_the_image(tmp_path):
     data = datasets.read_flickr_layout(root, "shapes")
     for image in data.images()[:30]:
         first = data.captions.loc[data.captions["image"] == image, "caption"].iloc[0].lower()
-        background = next(name for name in datasets.BACKGROUNDS if f"{name} background" in first)
+        background = next(name for name in shapes.BACKGROUNDS if f"{name} background" in first)
         with Image.open(data.image_path(image)) as picture:
             corner = picture.convert("RGB").getpixel((1, 1))
-        expected = datasets.BACKGROUNDS[background]
+        expected = shapes.BACKGROUNDS[background]
         assert max(abs(c - e) for c, e in zip(corner, expected)) < 25, (image, first, corner)
-        colour = next(name for name in datasets.COLOURS if f" {name} " in f" {first} ")
+        colour = next(name for name in shapes.COLOURS if f" {name} " in f" {first} ")
         with Image.open(data.image_path(image)) as picture:
             pixels = {colour for _, colour in picture.convert("RGB").quantize(16).convert("RGB").getcolors()}
-        assert any(max(abs(c - e) for c, e in zip(p, datasets.COLOURS[colour])) < 40 for p in pixels), (image, first)
+        assert any(max(abs(c - e) for c, e in zip(p, shapes.COLOURS[colour])) < 40 for p in pixels), (image, first)
 
 
 def test_shapes_regenerates_only_when_changed(tmp_path):
@@ -242,8 +242,53 @@ def test_fast_mode_keeps_the_first_images(course_dir, monkeypatch):
     assert data.images("train") == full.images("train")[:10]
 
 
-def test_drop_images_reports(capsys):
-    table = pd.DataFrame({"image": ["a", "a", "b"], "caption": ["x", "y", "z"], "split": ["train"] * 3})
-    data = Dataset("t", Path("."), table).drop_images({"a": "truncated JPEG"})
-    assert data.images() == ["b"]
-    assert "Dropped 2 captions of 1 unreadable image(s): a (truncated JPEG)" in capsys.readouterr().out
+# ---------------------------------------------------------------- a learner's own folder
+
+
+def broken_files(images: Path) -> dict[str, str]:
+    """The broken files learners' folders hold, written into ``images``: name -> what the check must say."""
+    photo = Image.linear_gradient("L").resize((120, 90)).convert("RGB")
+    photo.save(images / "whole.jpg", quality=90)
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "truncated.jpg").write_bytes((images / "whole.jpg").read_bytes()[:900])
+    (images / "notes.jpg").write_text("this is not an image")
+    (images / "page.jpg").write_text("<!DOCTYPE html><html><body>Sign in to see this photo</body></html>")
+    (images / "iphone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    photo.save(images / "really_a_png.jpg", format="PNG")
+    photo.convert("CMYK").save(images / "cmyk.jpg")
+    return {"empty.jpg": "empty file", "truncated.jpg": "truncated", "notes.jpg": "not an image file",
+            "page.jpg": "web page", "iphone.jpg": "HEIC"}
+
+
+def test_a_kaggle_folder_with_broken_files_loads_without_them(tmp_path, course_dir, capsys):
+    root = tmp_path / "my-photos"
+    write_kaggle(root, with_splits=False)
+    expected = broken_files(root / "Images")
+    readable = ["whole.jpg", "really_a_png.jpg", "cmyk.jpg"]
+    with (root / "captions.txt").open("a") as captions:
+        for name in [*expected, *readable]:
+            captions.write(f"{name},A picture of something\n")
+    data = load_dataset(str(root))
+    out = capsys.readouterr().out
+    assert f"Left out {len(expected)} captions of {len(expected)} unreadable image(s)" in out
+    assert set(data.unreadable) == set(expected)
+    for name, why in expected.items():
+        assert why in data.unreadable[name] and name not in data.images()
+    assert set(readable) <= set(data.images())  # convertible images stay
+    assert not (root / "image-check.json").exists()  # nothing is written into the learner's folder
+    assert (course_dir / "artifacts" / "my-photos" / "image-check.json").exists()
+
+
+def test_the_image_check_is_remembered_until_a_file_changes(tmp_path, course_dir, monkeypatch):
+    root = tmp_path / "kaggle"
+    write_kaggle(root, with_splits=True)
+    (root / "Images" / "k3.jpg").write_bytes(b"")
+    assert "k3.jpg" in load_dataset(str(root)).unreadable
+    checked = []
+    real = images.check_image
+    monkeypatch.setattr(images, "check_image", lambda path: checked.append(path.name) or real(path))
+    again = load_dataset(str(root))
+    assert checked == [] and "k3.jpg" in again.unreadable  # every verdict came from the record
+    (root / "Images" / "k3.jpg").write_bytes(jpeg_bytes())  # the learner fixes the file
+    fixed = load_dataset(str(root))
+    assert checked == ["k3.jpg"] and "k3.jpg" in fixed.images() and not fixed.unreadable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -192,7 +192,7 @@ def test_a_wide_beam_finds_the_best_caption_of_a_model_with_memory(memory_model)
         features = one_hot_images([image] * len(prefixes))
         log_probs = np.log(keras.ops.convert_to_numpy(captioner.prefix([features, padded])))
         table = {tuple(p): row for p, row in zip(prefixes, log_probs)}
-        expected.append(brute_force_best(SMALL, lambda ids: table[tuple(ids)], 0.7))
+        expected.append(brute_force_best(SMALL, lambda ids, table=table: table[tuple(ids)], 0.7))
     assert greedy(captioner, SMALL, one_hot_images(list(range(8)))) != expected
     assert beam_search(captioner, SMALL, one_hot_images(list(range(8))), beam_width=40) == expected
 

@@ -136,23 +136,24 @@ def test_embedding_matrix_from_a_text_file(tmp_path) -> None:
 
 def test_prepare_embedding_matrix_caches_and_rebuilds(course_dir, capsys, glove) -> None:
     vocab = make_vocab({"dog": 3, "grass": 2})
-    path = get_settings().artifacts_dir / "embedding_matrix.npy"
+    folder = get_settings().artifacts_dir
+    path = folder / "embedding_matrix.npy"
 
-    built = prepare_embedding_matrix(vocab, glove)
+    built = prepare_embedding_matrix(vocab, folder, glove)
     assert "not found" in capsys.readouterr().out and path.exists()
     np.testing.assert_array_equal(np.load(path), built)
-    np.testing.assert_array_equal(prepare_embedding_matrix(vocab, glove), built)
+    np.testing.assert_array_equal(prepare_embedding_matrix(vocab, folder, glove), built)
     assert capsys.readouterr().out == ""  # read from the cache
 
     bigger = make_vocab({"dog": 3, "grass": 2, "cat": 1})
-    assert prepare_embedding_matrix(bigger, glove).shape == (len(bigger), 50)
+    assert prepare_embedding_matrix(bigger, folder, glove).shape == (len(bigger), 50)
     assert "rebuilding" in capsys.readouterr().out
 
     same_size = make_vocab({"dog": 3, "sand": 2, "cat": 1})  # same shape, other words
-    matrix = prepare_embedding_matrix(same_size, glove)
+    matrix = prepare_embedding_matrix(same_size, folder, glove)
     assert "rebuilding" in capsys.readouterr().out
     np.testing.assert_array_equal(matrix[same_size.index["sand"]], glove.vector("sand"))
 
     path.unlink()
-    prepare_embedding_matrix(same_size, glove)
+    prepare_embedding_matrix(same_size, folder, glove)
     assert "not found" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import evaluation
+from helpers import compat
 from helpers.errors import CourseError
 from helpers.evaluation import (
     caption_diversity,
@@ -83,7 +83,7 @@ def test_mismatched_inputs_are_explained():
 
 
 def test_meteor_is_skipped_with_a_note_without_java(monkeypatch, capsys):
-    monkeypatch.setattr(evaluation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(compat.shutil, "which", lambda name: None)
     got = score(REFERENCES, HYPOTHESES)
     assert "METEOR" not in got
     assert "METEOR skipped" in capsys.readouterr().out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import pytest
+import dataclasses
 
-from helpers.config import get_settings
-from helpers.datasets import Dataset
+import numpy as np
+import pytest
+from conftest import configured_dataset
+from PIL import Image
+
+from helpers.datasets import Dataset, load_dataset
 from helpers.errors import CourseError
 from helpers.text import END, PAD, START, Vocabulary, clean_caption, prepare_text, wrap
 
@@ -118,7 +120,7 @@ def tiny_dataset(tmp_path, train_extra: list[str] = ()) -> Dataset:
     rows += [("train2.jpg", caption, "train") for caption in train_extra]
     rows += [("test1.jpg", "A zebra runs .", "test")] * 5
     rows += [("dev1.jpg", "A dog .", "dev")]
-    return Dataset("tiny", tmp_path / "images", pd.DataFrame(rows, columns=["image", "caption", "split"]))
+    return configured_dataset("tiny", tmp_path / "images", rows)
 
 
 def test_vocabulary_comes_from_training_captions_only(tmp_path, course_dir) -> None:
@@ -133,7 +135,8 @@ def test_vocabulary_comes_from_training_captions_only(tmp_path, course_dir) -> N
 def test_prepare_text_builds_saves_then_reuses(tmp_path, course_dir, capsys) -> None:
     dataset = tiny_dataset(tmp_path)
     table, vocab = prepare_text(dataset, min_count=2)
-    folder = get_settings().artifacts_dir
+    folder = dataset.artifacts_dir
+    assert folder == course_dir / "artifacts" / "tiny" / "random-cnn"  # the dataset's own folder
     assert "not found" in capsys.readouterr().out
     assert (folder / "captions.csv").exists() and (folder / "vocab.json").exists()
     assert list(table.columns) == ["image", "caption", "split", "tokens"]
@@ -158,6 +161,24 @@ def test_prepare_text_rebuilds_for_other_captions_or_min_count(tmp_path, course_
 
 def test_prepare_text_without_training_captions_is_a_course_error(tmp_path, course_dir) -> None:
     dataset = tiny_dataset(tmp_path)
-    test_only = Dataset("tiny", dataset.images_dir, dataset.captions[dataset.captions["split"] == "test"])
+    test_only = dataclasses.replace(dataset, captions=dataset.captions[dataset.captions["split"] == "test"])
     with pytest.raises(CourseError, match="no training captions"):
         prepare_text(test_only)
+
+
+def test_a_dataset_loaded_by_path_writes_into_its_own_folder(tmp_path, course_dir, monkeypatch) -> None:
+    """Loading a folder while CAPTION_DATASET names another dataset never touches that dataset's artifacts."""
+    monkeypatch.delenv("CAPTION_DATASET")  # the configured dataset is flickr8k
+    flickr8k_cache = course_dir / "artifacts" / "flickr8k" / "random-cnn" / "vocab.json"
+    flickr8k_cache.parent.mkdir(parents=True)
+    flickr8k_cache.write_text("the learner's Flickr8k vocabulary")
+    folder = tmp_path / "My Photos"
+    (folder / "Images").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (32, 24), (60 * i, 90, 30)).save(folder / "Images" / f"p{i}.jpg")
+    (folder / "captions.txt").write_text("image,caption\n" + "".join(f"p{i}.jpg,A dog runs {i}\n" for i in range(4)))
+    data = load_dataset(str(folder))
+    prepare_text(data, min_count=1)
+    assert (course_dir / "artifacts" / "My-Photos" / "random-cnn" / "vocab.json").exists()
+    assert flickr8k_cache.read_text() == "the learner's Flickr8k vocabulary"
+    assert sorted(p.name for p in folder.rglob("*")) == ["Images", "captions.txt", "p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"]

@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers.bundle import load_bundle, save_bundle
 from helpers.errors import CourseError
 from helpers.generators import CaptionPairs, caption_dataset
 from helpers.model import build_captioner
-from helpers.training import (
-    ResumableEarlyStopping,
-    finished,
-    load_bundle,
-    recipe,
-    save_bundle,
-    train,
-)
+from helpers.training import ResumableEarlyStopping, finished, recipe, train
 
 CLASSES = 4
 VOCAB = 3 + 3 * CLASSES  # padding, startseq, endseq, three words per class
@@ -159,6 +153,7 @@ def test_training_works_inside_a_distribution_strategy(task, tmp_path):
 def test_recipe_defaults_and_fast_mode():
     assert recipe("flickr8k").batch_size == 64 and recipe("flickr8k").epochs > recipe("flickr8k").fast_epochs
     assert recipe("my-folder") == recipe("flickr8k")
+    assert recipe("shapes", fast=True).epochs == recipe("shapes").fast_epochs < recipe("shapes").epochs
 
 
 def test_train_makes_its_batches_with_the_given_function(task, tmp_path):
@@ -182,7 +177,7 @@ def test_bundle_round_trip(task, tmp_path, recwarn):
     vocab = Vocabulary.build(["startseq a red circle endseq", "startseq a blue square endseq"], min_count=1)
     keras.utils.set_random_seed(0)
     captioner = build_captioner(len(vocab), MAX_LEN)
-    save_bundle(captioner, vocab, tmp_path / "bundle", epochs=3)
+    save_bundle(captioner, vocab, tmp_path / "bundle", dataset="synthetic", fast=False, cnn_weights="none", epochs=3)
     bundle = load_bundle(tmp_path / "bundle")
     assert not [w for w in recwarn if "optimizer" in str(w.message)]  # loaded for inference: no optimizer state
     assert bundle.info["max_len"] == MAX_LEN and bundle.info["epochs"] == 3 and bundle.info["cnn_weights"] == "none"
@@ -195,8 +190,8 @@ def test_bundle_round_trip(task, tmp_path, recwarn):
 
 @pytest.mark.slow  # builds a ResNet50 and extracts features of 16 images
 def test_prepare_model_builds_the_whole_chain_once(tmp_path, monkeypatch, capsys):
-    from helpers.datasets import make_shapes
-    from helpers.training import prepare_model
+    from helpers.course import prepare_model
+    from helpers.shapes import make_shapes
 
     root = make_shapes(tmp_path / "tiny-shapes", split={"train": 8, "dev": 4, "test": 4})
     monkeypatch.setenv("CAPTION_DATASET", str(root))

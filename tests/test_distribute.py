@@ -9,15 +9,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import configured_dataset
 from PIL import Image
 
+from helpers import distribute
 from helpers import features as feature_module
-from helpers import scale
+from helpers.cli import main
 from helpers.datasets import Dataset
 from helpers.errors import CourseError
-from helpers.generators import caption_dataset
+from helpers.generators import caption_dataset, stream_caption_dataset
 
 JOB = Path(__file__).with_name("distributed_job.py")
 
@@ -34,28 +35,28 @@ def tiny_dataset(folder: Path) -> Dataset:
         rows.append((f"img{i}.jpg", "a picture", "train" if i < 5 else "dev"))
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     rows.append(("broken.jpg", "a broken picture", "test"))
-    return Dataset("tiny", folder, pd.DataFrame(rows, columns=["image", "caption", "split"]))
+    return configured_dataset("tiny", folder, rows)
 
 
 def test_features_on_disk_equal_the_in_memory_ones(course_dir, monkeypatch):
     dataset = tiny_dataset(course_dir / "images")
     in_memory = feature_module.extract_features([dataset.image_path(i) for i in dataset.images()])
     some = [dataset.image_path(f"img{i}.jpg") for i in range(3)]
-    feature_module.extract_features(some, cache_dir=feature_module.features_dir(dataset))  # a cache of 3 images
-    store, kept = scale.feature_store(dataset)  # extracts the other four and maps the whole cache
+    feature_module.extract_features(some, cache_dir=dataset.features_dir)  # a cache of 3 images
+    store = feature_module.feature_store(dataset, "none")  # extracts the other four and maps the whole cache
     assert isinstance(store.features, np.memmap) and store.features.dtype == np.float32
     assert sorted(store.images) == sorted(in_memory.images) and "broken.jpg" in store.skipped
-    assert "broken.jpg" not in kept.images() and len(kept.images()) == 7
+    assert len(store.images) == 7
     np.testing.assert_array_equal(store.lookup(in_memory.images), in_memory.features)
 
     monkeypatch.setattr(feature_module, "_extractor_function", lambda *a: pytest.fail("the cache is complete"))
-    half, _ = scale.feature_store(dataset, dtype="float16")
+    half = feature_module.feature_store(dataset, "none", dtype="float16")
     half_file, full_file = Path(half.features.filename), Path(store.features.filename)
     assert half.features.dtype == np.float16 and half_file.stat().st_size < 0.6 * full_file.stat().st_size
     np.testing.assert_array_equal(half.features[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16))
     np.testing.assert_array_equal(half.lookup(in_memory.images), in_memory.features.astype(np.float16).astype(np.float32))
     made = half_file.stat().st_mtime_ns
-    assert Path(scale.feature_store(dataset, dtype="float16")[0].features.filename).stat().st_mtime_ns == made  # not copied again
+    assert Path(feature_module.feature_store(dataset, "none", dtype="float16").features.filename).stat().st_mtime_ns == made
     with pytest.raises(CourseError, match="No features"):
         store.lookup(["broken.jpg"])
 
@@ -78,7 +79,7 @@ def test_streamed_batches_equal_lesson_05s(tmp_path, dtype, shuffle):
     images = [f"img{i}.jpg" for i in range(30)]
     store, vectors = synthetic_store(tmp_path, images, dtype)
     captions = random_captions(images[5:25][::-1], seed=1)  # some images, not in the store's order
-    streamed = scale.stream_caption_dataset(store, captions, batch_size=8, max_len=9, shuffle=shuffle, seed=3)
+    streamed = stream_caption_dataset(store, captions, batch_size=8, max_len=9, shuffle=shuffle, seed=3)
     reference = caption_dataset(vectors, captions, batch_size=8, max_len=9, shuffle=shuffle, seed=3)
     assert streamed.cardinality() == reference.cardinality()
     count = 0
@@ -98,23 +99,23 @@ class FakeStrategy:
 
 
 def test_global_batch_and_learning_rate_rules():
-    batch = scale.global_batch_size(64, FakeStrategy())
+    batch = distribute.global_batch_size(64, FakeStrategy())
     assert batch == 256
-    assert scale.scaled_learning_rate(batch) == pytest.approx(4e-3)
-    assert scale.scaled_learning_rate(batch, rule="sqrt") == pytest.approx(2e-3)
-    assert scale.scaled_learning_rate(batch, rule="none") == 1e-3
+    assert distribute.scaled_learning_rate(batch) == pytest.approx(4e-3)
+    assert distribute.scaled_learning_rate(batch, rule="sqrt") == pytest.approx(2e-3)
+    assert distribute.scaled_learning_rate(batch, rule="none") == 1e-3
     with pytest.raises(CourseError):
-        scale.scaled_learning_rate(batch, rule="cubic")
+        distribute.scaled_learning_rate(batch, rule="cubic")
 
 
 def test_tf_config_and_free_ports(monkeypatch):
-    ports = scale.free_ports(3)
+    ports = distribute.free_ports(3)
     assert len(set(ports)) == 3 and all(p > 0 for p in ports)
-    config = json.loads(scale.tf_config([f"127.0.0.1:{p}" for p in ports], 2))
+    config = json.loads(distribute.tf_config([f"127.0.0.1:{p}" for p in ports], 2))
     assert config["task"] == {"type": "worker", "index": 2} and len(config["cluster"]["worker"]) == 3
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(CourseError, match="TF_CONFIG"):
-        scale.cluster_from_environment()
+        distribute.cluster_from_environment()
 
 
 # ---------------------------------------------------------------- several devices and workers
@@ -144,7 +145,7 @@ def test_mirrored_strategy_on_two_logical_cpus(course_dir, tmp_path):
 
 @pytest.mark.slow
 def test_multi_worker_strategy_with_two_workers_on_loopback(course_dir, tmp_path):
-    scale.local_cluster([str(JOB), "worker", str(tmp_path)], workers=2, timeout=180, log_dir=tmp_path)
+    distribute.local_cluster([str(JOB), "worker", str(tmp_path)], workers=2, timeout=180, log_dir=tmp_path)
     first, second = read_result(tmp_path, 0), read_result(tmp_path, 1)
     check_learned(first)
     assert first["local_replicas"] == 1 and first["loss"] == second["loss"] and first["val_loss"] == second["val_loss"]
@@ -162,21 +163,22 @@ def test_local_cluster_stops_every_worker_when_one_fails(tmp_path):
     )
     began = time.monotonic()
     with pytest.raises(CourseError, match="Worker 1 failed"):
-        scale.local_cluster(["-c", code], workers=2, timeout=30, log_dir=tmp_path)
+        distribute.local_cluster(["-c", code], workers=2, timeout=30, log_dir=tmp_path)
     assert time.monotonic() - began < 20  # worker 0 was killed, not waited for
 
 
 def test_local_cluster_timeout(tmp_path):
     with pytest.raises(CourseError, match="did not finish within 1 s"):
-        scale.local_cluster(["-c", "import time; time.sleep(60)"], workers=2, timeout=1, log_dir=tmp_path)
+        distribute.local_cluster(["-c", "import time; time.sleep(60)"], workers=2, timeout=1, log_dir=tmp_path)
 
 
 @pytest.mark.slow
 def test_train_command_runs_the_whole_chain_on_a_karpathy_folder(course_dir, monkeypatch, capsys):
-    """``python -m helpers.scale train`` on a small Karpathy-layout copy of the shapes data, one device."""
+    """``python -m helpers train`` on a small Karpathy-layout copy of the shapes data, one device."""
+    from helpers.bundle import load_bundle
     from helpers.config import get_settings
-    from helpers.datasets import make_shapes, read_flickr_layout
-    from helpers.training import load_bundle
+    from helpers.datasets import read_flickr_layout
+    from helpers.shapes import make_shapes
 
     source = read_flickr_layout(make_shapes(course_dir / "src", {"train": 30, "dev": 6, "test": 6}), "src")
     folder = course_dir / "tiny-karpathy"
@@ -188,7 +190,7 @@ def test_train_command_runs_the_whole_chain_on_a_karpathy_folder(course_dir, mon
         records.append({"filename": image, "split": split, "sentences": [{"raw": c} for c in rows["caption"]]})
     (folder / "dataset_tiny.json").write_text(json.dumps({"dataset": "tiny", "images": records}))
     monkeypatch.setenv("CAPTION_DATASET", str(folder))
-    assert scale.main(["train", "--epochs", "1", "--per-replica-batch", "16", "--dtype", "float16"]) == 0
+    assert main(["train", "--epochs", "1", "--per-replica-batch", "16", "--dtype", "float16"]) == 0
     assert "1 replica(s): global batch 16" in capsys.readouterr().out
     bundle = load_bundle(get_settings().artifacts_dir / "distributed")
     assert bundle.info["replicas"] == 1 and bundle.info["global_batch"] == 16
