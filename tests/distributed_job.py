@@ -25,27 +25,13 @@ strategy = distribute.strategy_from_environment()  # before any other TensorFlow
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from conftest import MAX_LEN, VOCAB, synthetic_task  # noqa: E402  (tests/ is this script's folder)
 
 from helpers.generators import caption_dataset  # noqa: E402
 from helpers.training import train  # noqa: E402
 
-CLASSES, MAX_LEN = 4, 6
-VOCAB = 3 + 3 * CLASSES  # padding, startseq, endseq, three words per class
 index = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0)
 result: dict = {}
-
-
-def synthetic_task(n_images: int, seed: int):
-    """2048-d noise with the class's pattern in 128 dimensions; captions ``startseq colour shape [other] endseq``."""
-    rng = np.random.default_rng(seed)
-    features, captions = {}, {}
-    for i in range(n_images):
-        label, name = i % CLASSES, f"img{seed}_{i}.jpg"
-        vector = rng.random(2048).astype("float32")
-        vector[128 * label : 128 * (label + 1)] += 3.0
-        features[name] = vector
-        captions[name] = [[1, 3 + label, 3 + CLASSES + label, 2], [1, 3 + label, 3 + CLASSES + label, 3 + 2 * CLASSES + label, 2]]
-    return features, captions
 
 
 class Snapshot(keras.callbacks.Callback):

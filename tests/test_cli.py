@@ -7,29 +7,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import untrained_bundle
 from PIL import Image
 
-from helpers.bundle import save_bundle
 from helpers.cli import main
 from helpers.config import get_settings
-from helpers.model import build_captioner
 from helpers.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def untrained_bundle(folder: Path | None = None, never_ends: bool = False) -> Path:
-    """Save a tiny untrained model bundle (to the course's artifacts folder by default)."""
-    vocab = Vocabulary.build(["startseq a red circle endseq"], min_count=1)
-    captioner = build_captioner(len(vocab), vocab.max_len)
-    if never_ends:  # every caption then has max_len - 1 words
-        next_word = captioner.sequence.get_layer("next_word")
-        kernel, bias = next_word.get_weights()
-        bias[vocab.end_id] = -1e4
-        next_word.set_weights([kernel, bias])
-    settings = get_settings()
-    return save_bundle(captioner, vocab, folder or settings.artifacts_dir, dataset=settings.dataset_key,
-                       fast=settings.fast, cnn_weights=settings.cnn_weights)
 
 
 def test_caption_prints_one_line_per_image_and_reports_bad_ones(course_dir, capsys):

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import jpeg_bytes
 from PIL import Image
 
 from helpers import datasets, flickr8k, images, shapes
@@ -18,12 +19,6 @@ from helpers.shapes import make_shapes
 BOGUS = "2258277193_586949ec62.jpg.1"
 SPLIT = {"train": ["img_0.jpg", "img_1.jpg", "img_2.jpg", "img_3.jpg"], "dev": ["img_4.jpg", "img_5.jpg"], "test": ["img_6.jpg"]}
 UNSPLIT = "img_7.jpg"  # like Flickr8k's 91 images that are in no split list
-
-
-def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), colour).save(buffer, format="JPEG")
-    return buffer.getvalue()
 
 
 def token_lines(images: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from conftest import jpeg_bytes
 
 from helpers import karpathy
 from helpers.datasets import fast_subset, load_dataset, read_karpathy
@@ -23,12 +23,6 @@ RECORDS = [
     ("e.jpg", "test", "val2014", 5),
     ("f.jpg", "test", "val2014", 5),  # listed, but its file is missing
 ]
-
-
-def jpeg_bytes() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 24), (10, 120, 200)).save(buffer, format="JPEG")
-    return buffer.getvalue()
 
 
 def split_file(name: str = "flickr30k", coco: bool = False) -> dict:

@@ -6,36 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import MAX_LEN, VOCAB, synthetic_task
 
 from helpers.bundle import load_bundle, save_bundle
 from helpers.errors import CourseError
 from helpers.generators import CaptionPairs, caption_dataset
 from helpers.model import build_captioner
 from helpers.training import ResumableEarlyStopping, finished, recipe, train
-
-CLASSES = 4
-VOCAB = 3 + 3 * CLASSES  # padding, startseq, endseq, three words per class
-MAX_LEN = 6
-
-
-def synthetic_task(n_images: int, seed: int):
-    """Images of 4 classes: 2048-d noise with the class's one-hot pattern in 128 dimensions,
-    and captions the class decides (``startseq colour shape [shape] endseq``, 2 wordings).
-
-    Per word, an untrained model scores about log(15) = 2.7 nats, the best image-blind
-    model 0.59 (it must guess the class), a perfect one 0.2 (which wording is a coin flip).
-    """
-    rng = np.random.default_rng(seed)
-    names = [f"img{seed}_{i}.jpg" for i in range(n_images)]
-    features, captions = {}, {}
-    for i, name in enumerate(names):
-        label = i % CLASSES
-        vector = rng.random(2048).astype("float32")
-        vector[128 * label : 128 * (label + 1)] += 3.0
-        features[name] = vector
-        colour, shape, other = 3 + label, 3 + CLASSES + label, 3 + 2 * CLASSES + label
-        captions[name] = [[1, colour, shape, 2], [1, colour, shape, other, 2]]
-    return features, captions
 
 
 @pytest.fixture(scope="module")
