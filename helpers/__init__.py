@@ -1,9 +1,18 @@
 """Helpers for the image captioning course: the code later lessons reuse.
 
-Each module follows one lesson: ``config`` and ``datasets`` (01), ``text`` (02),
-``features`` (03), ``embeddings`` (04), ``generators`` (05), ``model`` (06),
-``training`` (07), ``decoding`` (08), ``evaluation`` (09), ``scale`` (10), and
-``plotting`` (figures), ``download``, ``files`` and ``errors`` (shared by all).
+Each module does one job, for the lesson that introduces it:
+
+* 01: ``config`` (settings), ``datasets`` (one shape for every dataset), ``flickr8k``,
+  ``shapes`` (the offline dataset), ``images`` (checking and reading image files);
+* 02 ``text``; 03 ``features`` and ``feature_cache``; 04 ``embeddings``; 05 ``generators``;
+  06 ``model``; 07 ``training`` and ``bundle``; 08 ``decoding`` and ``photos``;
+  09 ``evaluation``; 10 ``karpathy`` (Flickr30k, COCO) and ``distribute``; 11 ``attention``;
+* ``course``: the preparation chain lessons 05-11 start from;
+* shared: ``plotting``, ``download``, ``files``, ``errors``, ``quiet`` (TensorFlow's start-up),
+  ``colab`` (Google Drive, versions), ``compat`` (workarounds for library bugs), ``cli``.
+
+Imports point down that list's order of lessons; only the edges (a notebook's config
+cell, the command line) read the ``CAPTION_*`` settings.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import sys
 # Quieter TensorFlow start-up (C++ info lines) unless the learner asked for logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from helpers.colab import keep_on_drive, too_old  # noqa: E402
 from helpers.errors import CourseError, install_notebook_handler  # noqa: E402
 from helpers.quiet import import_tensorflow  # noqa: E402
 
@@ -23,14 +33,30 @@ __all__ = ["CourseError", "setup"]
 COLAB_GPU_HINT = "On Colab: Runtime > Change runtime type > T4 GPU, then run the notebook again."
 
 
-def setup() -> None:
-    """Print versions and the compute device; show course errors as one line (every lesson's setup cell)."""
+def setup(keep_data_on_drive: bool = False) -> None:
+    """Every lesson's setup cell: versions, the compute device, course errors shown as one line.
+
+    On Colab, ``keep_data_on_drive=True`` keeps the course's data on Google Drive, so a
+    lesson opened on a new VM continues from what the earlier lessons made
+    (:func:`helpers.colab.keep_on_drive`).
+    """
     install_notebook_handler()
+    on_colab = "google.colab" in sys.modules
+    if keep_data_on_drive and on_colab:
+        keep_on_drive()
+    elif keep_data_on_drive:
+        print("KEEP_ON_DRIVE only applies on Google Colab: here the data stays in the course folder (or CAPTION_DATA_DIR).")
     tf = import_tensorflow()  # first, and without TensorFlow's start-up banner (see helpers.quiet)
     import keras
+    import numpy
+    import pandas
 
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}" if gpus else f"CPU only ({os.cpu_count()} cores)"
     print(f"Python {platform.python_version()} | TensorFlow {tf.__version__} | Keras {keras.__version__} | {device}")
-    if not gpus and "google.colab" in sys.modules:
+    found = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+             "numpy": numpy.__version__, "pandas": pandas.__version__}
+    if old := too_old(found):
+        print(f"Older than the course supports: {', '.join(old)}; upgrade them (pip install -U ...) if a lesson fails.")
+    if not gpus and on_colab:
         print(COLAB_GPU_HINT)

@@ -48,6 +48,7 @@ def setup_source() -> str:
     return f"""{SETUP_MARKER} (on Colab it fetches the course code first).
 import sys
 
+KEEP_ON_DRIVE = False  # Colab: True keeps the course's data on your Google Drive, so the next lesson continues from it
 if "google.colab" in sys.modules:
     !test -d /content/course/helpers || (rm -rf /content/course && git clone --quiet --depth 1 {repo_url()} /content/course)
     %pip install --quiet {packages}
@@ -55,7 +56,22 @@ if "google.colab" in sys.modules:
 
 import helpers
 
-helpers.setup()"""
+helpers.setup(keep_data_on_drive=KEEP_ON_DRIVE)"""
+
+
+SETUP_HEADING = "## Setup"
+SETUP_TEXT = f"""{SETUP_HEADING}
+
+This cell works locally and on Google Colab. On Colab it first downloads the course code
+and installs the two packages Colab lacks; locally, `make lab` has installed everything.
+It then prints the versions and whether a GPU is available.
+
+**On Colab, set `KEEP_ON_DRIVE = True`** to keep the course's data (downloads, image
+features, vocabulary, trained models) on your Google Drive. Every lesson opens a fresh
+Colab machine; with the data on Drive, this lesson continues from what the earlier ones
+made instead of downloading, extracting and training again. Colab asks once for
+permission to use your Drive; the images themselves are unpacked to the machine's own
+disk, which is much faster to read."""
 
 
 def is_setup_cell(cell: dict) -> bool:
@@ -72,6 +88,8 @@ def synced(notebook: Path) -> dict:
             source = BADGE.sub(f"({colab_url(notebook)})", source)
         if is_setup_cell(cell):
             source = setup_source()
+        if cell["cell_type"] == "markdown" and source.startswith(SETUP_HEADING):
+            source = SETUP_TEXT
         cell["source"] = source.splitlines(keepends=True)
         cell["id"] = f"{notebook.stem[:2]}-{number:03d}"
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k == "tags"}

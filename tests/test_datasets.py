@@ -287,3 +287,21 @@ def test_the_image_check_is_remembered_until_a_file_changes(tmp_path, course_dir
     (root / "Images" / "k3.jpg").write_bytes(jpeg_bytes())  # the learner fixes the file
     fixed = load_dataset(str(root))
     assert checked == ["k3.jpg"] and "k3.jpg" in fixed.images() and not fixed.unreadable
+
+
+def test_a_second_colab_vm_unpacks_from_the_archives_on_drive(flickr_server, monkeypatch, tmp_path):
+    """CAPTION_DATA_DIR on Drive keeps the archives; each VM unpacks them to its own disk, downloading nothing."""
+    server, _ = flickr_server
+    use_mirror(monkeypatch, server, "good")
+    drive = tmp_path / "drive"
+    monkeypatch.setenv("CAPTION_DATA_DIR", str(drive))
+    monkeypatch.setenv("CAPTION_UNPACK_DIR", str(tmp_path / "vm1"))
+    first = load_dataset()
+    assert first.images_dir == tmp_path / "vm1" / "flickr8k" / "Flicker8k_Dataset"
+    assert sorted(p.name for p in (drive / "data" / "flickr8k" / "archives").iterdir()) == sorted(flickr8k.ARCHIVES)
+    requests = sum(len(route.requests) for route in server.routes.values())
+    monkeypatch.setenv("CAPTION_UNPACK_DIR", str(tmp_path / "vm2"))  # a new VM: its disk is empty
+    second = load_dataset()
+    assert second.images_dir == tmp_path / "vm2" / "flickr8k" / "Flicker8k_Dataset" and second.images() == first.images()
+    assert sum(len(route.requests) for route in server.routes.values()) == requests  # nothing downloaded again
+    assert (drive / "artifacts" / "flickr8k" / "image-check.json").exists()  # the verdicts live on Drive too

@@ -210,7 +210,7 @@ async def run_cells(lab: Lab, kernel_id: str, sources: list[str]) -> list[CellRu
 def first_cells(notebook: Path) -> list[str]:
     """The sources of a lesson's setup cell and config cell."""
     code = ["".join(cell.source) for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"]
-    setup = next(source for source in code if "helpers.setup()" in source)
+    setup = next(source for source in code if "helpers.setup(" in source)
     config = next(source for source in code if "get_settings()" in source)
     return [setup, config]
 

@@ -55,7 +55,7 @@ def test_lesson_frame(notebook):
     assert exercises.count("<details>") >= 3, "solutions folded in <details>"
     assert "**Next:**" in text or notebook.name.startswith("10_"), "a link to the next lesson"
     code = [c for c in cells(notebook) if c["cell_type"] == "code"]
-    assert any("helpers.setup()" in "".join(c["source"]) for c in code), "the setup cell"
+    assert any("helpers.setup(" in "".join(c["source"]) for c in code), "the setup cell"
     assert any("get_settings()" in "".join(c["source"]) for c in code), "the config cell"
 
 

@@ -84,7 +84,7 @@ def first_cells(notebook: Path) -> nbformat.NotebookNode:
     """The lesson cut down to its setup cell and its config cell."""
     nb = nbformat.read(notebook, as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    nb.cells = [next(c for c in code if "helpers.setup()" in c.source), next(c for c in code if "get_settings()" in c.source)]
+    nb.cells = [next(c for c in code if "helpers.setup(" in c.source), next(c for c in code if "get_settings()" in c.source)]
     return nb
 
 
