@@ -4,7 +4,8 @@ A bundle is what lessons 08-10 and ``python -m helpers caption --model DIR`` loa
 
     model.keras   the sequence model (the prefix model is rebuilt from its layers)
     vocab.json    the vocabulary that maps its ids to words
-    model.json    max_len, vocabulary size, dataset, fast mode, how the image features were made, ...
+    model.json    the architecture (merge, or lesson 11's attention), max_len, vocabulary size,
+                  dataset, fast mode, how the image features were made, ...
 
 ``model.keras`` is written last: when it is there, the bundle is complete.
 """
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import keras
 
 from helpers.errors import CourseError
+from helpers.attention import AttentionCaptioner, attention_captioner_from_sequence
 from helpers.features import recipe as feature_recipe
 from helpers.files import read_json, write_json
 from helpers.model import Captioner, load_captioner, save_captioner
@@ -29,9 +31,14 @@ PARTS = ("model.keras", "vocab.json", "model.json")
 class Bundle(NamedTuple):
     """A trained captioner with its vocabulary and the settings it was trained with (lesson 07)."""
 
-    captioner: Captioner
+    captioner: Captioner | AttentionCaptioner
     vocab: Vocabulary
     info: dict
+
+    @property
+    def feature_kind(self) -> str:
+        """The image features the captioner reads: ``pooled`` vectors, or lesson 11's ``grid``."""
+        return "grid" if self.info.get("architecture") == "attention" else "pooled"
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -40,7 +47,8 @@ def is_complete(folder: str | Path) -> bool:
 
 
 def save_bundle(
-    captioner: Captioner, vocab: Vocabulary, folder: str | Path, *, dataset: str, fast: bool, cnn_weights: str, **info
+    captioner: Captioner | AttentionCaptioner, vocab: Vocabulary, folder: str | Path, *, dataset: str, fast: bool,
+    cnn_weights: str, **info,
 ) -> Path:
     """Write ``model.keras``, ``vocab.json`` and ``model.json`` to ``folder`` (lesson 07).
 
@@ -49,16 +57,18 @@ def save_bundle(
     the same way), plus any ``info`` given (epochs, dev loss, ...).
     """
     folder = Path(folder)
+    architecture = "attention" if isinstance(captioner, AttentionCaptioner) else "merge"
     vocab.save(folder / "vocab.json")
     write_json(
         folder / "model.json",
         {
-            "max_len": input_length(captioner),
+            "architecture": architecture,
+            "max_len": input_length(captioner) or vocab.max_len,
             "vocab_size": len(vocab),
             "dataset": dataset,
             "fast": fast,
             "cnn_weights": cnn_weights,
-            "features": feature_recipe(cnn_weights),
+            "features": feature_recipe(cnn_weights, "grid" if architecture == "attention" else "pooled"),
             "keras": keras.__version__,
             **info,
         },
@@ -79,7 +89,10 @@ def load_bundle(folder: str | Path) -> Bundle:
         raise CourseError(f"{folder} holds no trained model ({', '.join(missing)} missing): run lesson 07 first.")
     info = read_json(folder / "model.json")
     vocab = Vocabulary.load(folder / "vocab.json")
-    captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
+    if info.get("architecture") == "attention":
+        captioner = attention_captioner_from_sequence(keras.models.load_model(folder / "model.keras", compile=False))
+    else:
+        captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
     if len(vocab) != info["vocab_size"]:
         raise CourseError(f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again.")
     return Bundle(captioner, vocab, info)

@@ -42,6 +42,11 @@ from helpers.images import PIL_ONLY_FORMATS, check_image, inspect_image, open_rg
 
 IMAGE_SIZE = (224, 224)
 FEATURE_SIZE = 2048
+#: ResNet50's last convolutional block at 224 x 224: a 7 x 7 grid of regions (lesson 11).
+REGIONS = 49
+#: The kinds of features: one image's row shape and how it is stored. ``pooled`` is the
+#: average of the 49 ``grid`` vectors (lesson 03); lesson 11's attention reads the grid.
+KINDS = {"pooled": ((FEATURE_SIZE,), np.float32), "grid": ((REGIONS, FEATURE_SIZE), np.float16)}
 #: Seed of the random ResNet50 weights (CAPTION_CNN_WEIGHTS=none): same image, same vector.
 SEED = 0
 PREPROCESSING = (
@@ -118,20 +123,30 @@ def imagenet_weights_file() -> Path:
     return path
 
 
-def extractor_function(weights: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def extractor_function(weights: str, kinds: tuple[str, ...] = ("pooled",)) -> Callable[[tf.Tensor], dict]:
     """The extractor as a ``tf.function`` over (batch, 224, 224, 3) float32 batches (lesson 03).
 
     Calling the model this way, batch after batch, avoids ``model.predict``'s per-call
-    overhead; the fixed input signature means one trace for every batch size.
+    overhead; the fixed input signature means one trace for every batch size. It returns
+    ``{"pooled": (batch, 2048)}``, and with ``"grid"`` among ``kinds`` also the 7 x 7 grid
+    before pooling as ``(batch, 49, 2048)`` (lesson 11): one pass of the network for both.
     """
-    return _extractor_function(check_weights(weights))
+    return _extractor_function(check_weights(weights), tuple(kinds))
 
 
 @functools.cache
-def _extractor_function(weights: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def _extractor_function(weights: str, kinds: tuple[str, ...]) -> Callable[[tf.Tensor], dict]:
     model = _build_extractor(weights)
     signature = [tf.TensorSpec((None, *IMAGE_SIZE, 3), tf.float32)]
-    return tf.function(lambda batch: model(batch, training=False), input_signature=signature)
+    if "grid" not in kinds:
+        return tf.function(lambda batch: {"pooled": model(batch, training=False)}, input_signature=signature)
+    grid_model = keras.Model(model.input, model.get_layer("conv5_block3_out").output)  # the same layers, before pooling
+
+    def forward(batch):
+        grid = grid_model(batch, training=False)
+        return {"pooled": tf.reduce_mean(grid, axis=[1, 2]), "grid": tf.reshape(grid, (-1, REGIONS, FEATURE_SIZE))}
+
+    return tf.function(forward, input_signature=signature)
 
 
 # ---------------------------------------------------------------- images in
@@ -189,6 +204,7 @@ def extract_features(
     batch_size: int = 32,
     chunk_size: int = 512,
     in_memory: bool = True,
+    grid: bool = False,
 ) -> FeatureSet:
     """ResNet50 features of the readable images among ``paths``, unreadable ones skipped (lesson 03).
 
@@ -201,20 +217,30 @@ def extract_features(
     ``in_memory=False`` (lesson 10; needs ``cache_dir``) reads nothing into memory: the
     result is the whole cache, ``features.npy`` memory-mapped, in the cache's row order
     (it may know more images than ``paths``).
+
+    ``grid=True`` (lesson 11) gives the 7 x 7 grid before pooling, ``(n, 49, 2048)`` stored
+    as float16, from a cache folder of its own; the pooled cache gets the same pass's
+    pooled vectors of any image it lacks.
     """
     weights = check_weights(weights or get_settings().cnn_weights)
     paths = [Path(p) for p in paths]
-    empty = np.zeros((0, FEATURE_SIZE), np.float32)
+    kinds = ("pooled", "grid") if grid else ("pooled",)
+    wanted = kinds[-1]
+    empty = _empty(wanted)
     if cache_dir is None and not in_memory:
         raise CourseError("in_memory=False memory-maps the feature cache: give a cache_dir too.")
     if cache_dir is None:
-        parts: list[tuple[list[str], np.ndarray]] = []
-        skipped = _extract(paths, weights, batch_size, chunk_size, lambda *part: parts.append(part))
+        parts: list[tuple[list[str], dict]] = []
+        skipped = _extract(paths, weights, kinds, batch_size, chunk_size, lambda *part: parts.append(part))
         images = [name for names, _ in parts for name in names]
-        return FeatureSet(np.concatenate([v for _, v in parts]) if parts else empty, images, skipped)
+        arrays = [arrays[wanted] for _, arrays in parts]
+        return FeatureSet(np.concatenate(arrays) if arrays else empty, images, skipped)
 
-    folder = feature_cache.open_cache(cache_folder(Path(cache_dir), weights), recipe(weights))
-    feature_cache.fold_parts(folder)
+    folders = {kind: feature_cache.open_cache(cache_folder(Path(cache_dir), weights, kind), recipe(weights, kind))
+               for kind in kinds}
+    for folder in folders.values():
+        feature_cache.fold_parts(folder)
+    folder = folders[wanted]
     cached = set(feature_cache.cached_images(folder))
     paths = list({path.name: path for path in paths}.values())  # the cache knows images by name
     known_bad = feature_cache.still_unreadable(folder, paths)
@@ -223,43 +249,60 @@ def extract_features(
         f"Feature cache {folder}: {len(cached & {p.name for p in paths})} of {len(paths)} images cached, "
         f"{len(known_bad)} known unreadable, extracting {len(pending)}."
     )
-    skipped = _extract(pending, weights, batch_size, chunk_size, lambda *part: feature_cache.save_part(folder, *part))
-    feature_cache.fold_parts(folder)
-    feature_cache.remember_unreadable(folder, pending, skipped)
+
+    def save(names: list[str], arrays: dict[str, np.ndarray]) -> None:
+        for kind, kind_folder in folders.items():  # a pooled row it has already is left out when folding
+            feature_cache.save_part(kind_folder, names, arrays[kind])
+
+    skipped = _extract(pending, weights, kinds, batch_size, chunk_size, save)
+    for kind_folder in folders.values():
+        feature_cache.fold_parts(kind_folder)
+        feature_cache.remember_unreadable(kind_folder, pending, skipped)
     skipped = known_bad | skipped
     if not in_memory:
         return feature_cache.mapped_features(folder, empty, skipped)
     return feature_cache.select(folder, [path.name for path in paths if path.name not in skipped], empty, skipped)
 
 
-def _extract(paths: list[Path], weights: str, batch_size: int, chunk_size: int,
-             save: Callable[[list[str], np.ndarray], None]) -> dict[str, str]:
+def _empty(kind: str) -> np.ndarray:
+    """No features yet, of one kind: an array of 0 rows."""
+    shape, dtype = KINDS[kind]
+    return np.zeros((0, *shape), dtype)
+
+
+def _extract(paths: list[Path], weights: str, kinds: tuple[str, ...], batch_size: int, chunk_size: int,
+             save: Callable[[list[str], dict[str, np.ndarray]], None]) -> dict[str, str]:
     """Run the pipeline over ``paths``, handing every ``chunk_size`` results to ``save``; return the skipped."""
     infos = {path: inspect_image(path) for path in paths}
     skipped = {path.name: info.problem for path, info in infos.items() if info.problem}
     readable = [path for path, info in infos.items() if not info.problem]
     if not readable:
         return skipped
-    forward = _extractor_function(weights)
+    forward = _extractor_function(weights, kinds)
     names: list[str] = []
-    vectors: list[np.ndarray] = []
+    blocks: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
     done: set[int] = set()
+
+    def chunk() -> dict[str, np.ndarray]:
+        return {kind: np.concatenate(parts).astype(KINDS[kind][1]) for kind, parts in blocks.items()}
+
     with tempfile.TemporaryDirectory(prefix="caption-course-") as scratch:
         sources = [_decodable(path, infos[path].format, Path(scratch)) for path in readable]
         turns = [1 if source != path else infos[path].orientation for source, path in zip(sources, readable)]
         try:
             with tqdm(total=len(readable), unit="img", desc="ResNet50 features") as bar:
                 for positions, batch in image_pipeline(sources, turns, batch_size):
-                    vectors.append(forward(batch).numpy())
+                    for kind, values in forward(batch).items():
+                        blocks[kind].append(values.numpy())
                     names += [readable[i].name for i in positions.numpy()]
                     done.update(positions.numpy().tolist())
                     bar.update(int(positions[-1]) + 1 - bar.n)  # files dropped on the way count as done
                     if len(names) >= chunk_size:
-                        save(names, np.concatenate(vectors))
-                        names, vectors = [], []
+                        save(names, chunk())
+                        names, blocks = [], {kind: [] for kind in kinds}
         finally:  # also on KeyboardInterrupt: nothing computed is lost
             if names:
-                save(names, np.concatenate(vectors))
+                save(names, chunk())
     failed = [path for i, path in enumerate(readable) if i not in done]
     return skipped | {path.name: check_image(path).problem or "TensorFlow cannot decode it" for path in failed}
 
@@ -273,15 +316,18 @@ def _decodable(path: Path, kind: str | None, scratch: Path) -> Path:
     return copy
 
 
-def dataset_features(dataset: Dataset, weights: str, *, batch_size: int = 32, in_memory: bool = True) -> FeatureSet:
+def dataset_features(
+    dataset: Dataset, weights: str, *, batch_size: int = 32, in_memory: bool = True, grid: bool = False
+) -> FeatureSet:
     """Features of every image of ``dataset`` (cached in its ``features_dir``, resumable) (lesson 03).
 
     The cache is shared by fast and full mode. ``in_memory=False`` returns the cache
     memory-mapped (see :func:`extract_features`; lesson 10), for datasets whose features
-    would not fit in memory.
+    would not fit in memory; ``grid=True`` the 7 x 7 grid before pooling (lesson 11).
     """
     paths = [dataset.image_path(image) for image in dataset.images()]
-    return extract_features(paths, weights=weights, cache_dir=dataset.features_dir, batch_size=batch_size, in_memory=in_memory)
+    return extract_features(paths, weights=weights, cache_dir=dataset.features_dir, batch_size=batch_size,
+                            in_memory=in_memory, grid=grid)
 
 
 def feature_store(dataset: Dataset, weights: str, *, dtype: str = "float32", batch_size: int = 32) -> FeatureSet:
@@ -304,19 +350,20 @@ def feature_store(dataset: Dataset, weights: str, *, dtype: str = "float32", bat
 # ---------------------------------------------------------------- the cache's recipe
 
 
-def recipe(weights: str) -> dict:
+def recipe(weights: str, kind: str = "pooled") -> dict:
     """Everything that decides the feature values; a cache is reused only for an identical recipe."""
+    pooling = "avg" if kind == "pooled" else "none: conv5_block3_out, the 7 x 7 grid as 49 regions, stored float16"
     return {
         "format": CACHE_FORMAT,
         "model": "ResNet50",
         "weights": weights,
         "seed": SEED if weights == "none" else None,
-        "pooling": "avg",
+        "pooling": pooling,
         "image_size": list(IMAGE_SIZE),
         "preprocessing": PREPROCESSING,
     }
 
 
-def cache_folder(cache_dir: Path, weights: str) -> Path:
-    """The recipe's folder inside ``cache_dir``, e.g. ``resnet50-imagenet-224``."""
-    return Path(cache_dir) / f"resnet50-{weights}-{IMAGE_SIZE[0]}"
+def cache_folder(cache_dir: Path, weights: str, kind: str = "pooled") -> Path:
+    """The recipe's folder inside ``cache_dir``, e.g. ``resnet50-imagenet-224`` (``...-224-grid`` for the grid)."""
+    return Path(cache_dir) / f"resnet50-{weights}-{IMAGE_SIZE[0]}{'' if kind == 'pooled' else '-' + kind}"

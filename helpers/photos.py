@@ -79,7 +79,7 @@ def caption_files(paths: Iterable[str | Path], bundle: Bundle, beam_width: int =
     if beam_width < 1:
         raise CourseError(f"The beam width must be 1 (greedy) or more, got {beam_width}.")
     paths = [Path(p) for p in paths]
-    features = extract_features(paths, weights=bundle.info["cnn_weights"])
+    features = extract_features(paths, weights=bundle.info["cnn_weights"], grid=bundle.feature_kind == "grid")
     captions: list[str] = []
     if len(features):
         if beam_width == 1:

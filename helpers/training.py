@@ -185,6 +185,8 @@ def train(
     captioner ends with the weights of the epoch with the lowest dev loss.
     """
     folder = Path(folder)
+    if classic and input_length(captioner) is None:
+        raise CourseError("classic=True trains the prefix model on (image, prefix) pairs: only the merge captioner has one.")
     model = captioner.prefix if classic else captioner.sequence
     history = _resume(model, folder, resume)
     done = len(history["loss"])

@@ -67,7 +67,7 @@ def test_same_vector_from_cache_and_from_a_fresh_process(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = features.extract_features(paths, cache_dir=cache, batch_size=2)
 
-    def no_model(weights):
+    def no_model(*args):
         raise AssertionError("the model ran although every image was cached")
 
     monkeypatch.setattr(features, "_extractor_function", no_model)
@@ -92,7 +92,7 @@ def test_complete_cache_needs_no_model_even_with_unreadable_images(tmp_path, mon
     assert set(first.skipped) == {"good_02.jpg", "missing.jpg"}
 
     real = features._extractor_function
-    monkeypatch.setattr(features, "_extractor_function", lambda weights: pytest.fail("the model ran"))
+    monkeypatch.setattr(features, "_extractor_function", lambda *args: pytest.fail("the model ran"))
     again = features.extract_features(paths, cache_dir=cache)
     assert again.skipped == first.skipped
     np.testing.assert_array_equal(again.features, first.features)
@@ -133,7 +133,7 @@ def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
     real = features.extractor_function("none")
     calls = []
 
-    def interrupted_on_batch_4(weights):
+    def interrupted_on_batch_4(*args):
         def forward(batch):
             calls.append(len(batch))
             if len(calls) == 4:
@@ -347,3 +347,22 @@ def test_damaged_imagenet_weights_file_is_reported(tmp_path, monkeypatch):
 def test_unknown_weights_are_refused():
     with pytest.raises(CourseError, match="imagenet21k"):
         features.build_extractor("imagenet21k")
+
+
+# ---------------------------------------------------------------- the 7 x 7 grid (lesson 11)
+
+
+def test_the_grid_and_the_pooled_vectors_come_from_one_pass(tmp_path, monkeypatch):
+    paths = good_images(tmp_path / "images", 3)
+    pooled_only = features.extract_features(paths, cache_dir=tmp_path / "pooled-first")
+    cache = tmp_path / "cache"
+    grid = features.extract_features(paths, cache_dir=cache, grid=True, batch_size=2)
+    assert grid.features.shape == (3, 49, 2048) and grid.features.dtype == np.float16
+    assert features.cache_folder(cache, "none", "grid").name == "resnet50-none-224-grid"
+    # the pooled vector is the average of the 49 region vectors: the same numbers as lesson 03's
+    np.testing.assert_allclose(grid.lookup(grid.images).mean(axis=1), pooled_only.features, rtol=2e-3, atol=2e-3)
+    monkeypatch.setattr(features, "_extractor_function", lambda *args: pytest.fail("the model ran again"))
+    pooled = features.extract_features(paths, cache_dir=cache)  # filled by the grid's pass
+    np.testing.assert_allclose(pooled.features, pooled_only.features, rtol=1e-5, atol=1e-5)
+    again = features.extract_features(paths, cache_dir=cache, grid=True, in_memory=False)
+    assert isinstance(again.features, np.memmap) and again.features.dtype == np.float16
