@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(TF)
 TEST_DATA_DIR ?= $(CURDIR)/.test-data
 TEST_ENV := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1 CAPTION_DATA_DIR=$(TEST_DATA_DIR)
 
-.PHONY: setup lab course test bench prefetch doctor clean
+.PHONY: setup lab course test test-fast lint bench prefetch doctor clean
 
 setup: $(STAMP)  ## create or update the environment in .venv
 
@@ -34,9 +34,16 @@ lab: $(STAMP)  ## open JupyterLab on the lessons
 course: $(STAMP)  ## run every lesson headless, in order, on the configured dataset
 	$(PY) scripts/run_course.py
 
-test: $(STAMP)  ## the whole test suite: unit tests, then every notebook under nbval
+test: lint  ## the whole test suite: lint, unit tests, every notebook under nbval, every exercise solution
 	rm -rf $(TEST_DATA_DIR)
 	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 --durations=15
+
+test-fast: lint  ## a quick local loop: the unit tests without the slow ones (no notebooks); CI runs `make test`
+	$(TEST_ENV) CAPTION_DATA_DIR=$(TEST_DATA_DIR)-fast $(PY) -m pytest tests -m "not slow" -q
+
+lint: $(STAMP)  ## ruff: lint rules and formatting, as pyproject.toml configures them
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(STAMP)  ## speed and memory, course path vs the classic approach -> benchmarks/RESULTS.md
 	$(PY) -m benchmarks

@@ -93,8 +93,12 @@ def machine() -> dict[str, str]:
 def stage_features(o) -> dict:
     """Loop, pipeline and model alone, each in its own process."""
     common = ["--workload", o.workload]
-    return {m: run_side("features", "--method", m, "--images", o.feature_loop_images if m == "loop" else o.feature_images, *common)
-            for m in ("loop", "pipeline", "model")}
+    return {
+        m: run_side(
+            "features", "--method", m, "--images", o.feature_loop_images if m == "loop" else o.feature_images, *common
+        )
+        for m in ("loop", "pipeline", "model")
+    }
 
 
 def stage_training(o) -> dict:
@@ -122,8 +126,13 @@ def stage_course(o) -> dict:
     return run_side("course", "--workload", o.workload, "--epochs", o.course_epochs)
 
 
-RUNNERS = {"features": stage_features, "training": stage_training, "decoding": stage_decoding,
-           "glove": stage_glove, "course": stage_course}
+RUNNERS = {
+    "features": stage_features,
+    "training": stage_training,
+    "decoding": stage_decoding,
+    "glove": stage_glove,
+    "course": stage_course,
+}
 
 
 def verdict(met: bool | None) -> str:
@@ -136,31 +145,107 @@ def summary_rows(r: dict) -> list[tuple]:
     rows = []
     if "features" in r:
         loop, pipe, model = (r["features"][m]["images_per_s"] for m in ("loop", "pipeline", "model"))
-        rows.append(("feature extraction", "images/s", f"{loop:.1f}", f"{pipe:.1f}", f"{pipe / loop:.1f}x", "≥ 3x", verdict(pipe / loop >= 3)))
-        rows.append(("feature extraction", "share of the model-only ceiling", "", f"{pipe:.1f} of {model:.1f}",
-                     f"{pipe / model:.0%}", "≥ 90 %", verdict(pipe / model >= 0.9)))
+        rows.append(
+            (
+                "feature extraction",
+                "images/s",
+                f"{loop:.1f}",
+                f"{pipe:.1f}",
+                f"{pipe / loop:.1f}x",
+                "≥ 3x",
+                verdict(pipe / loop >= 3),
+            )
+        )
+        rows.append(
+            (
+                "feature extraction",
+                "share of the model-only ceiling",
+                "",
+                f"{pipe:.1f} of {model:.1f}",
+                f"{pipe / model:.0%}",
+                "≥ 90 %",
+                verdict(pipe / model >= 0.9),
+            )
+        )
     if "training" in r:
         classic, fast = r["training"]["classic"], r["training"]["fast"]
         ratio = fast["pairs_per_s"] / classic["pairs_per_s"]
-        rows.append(("training", "pairs/s", f"{classic['pairs_per_s']:.0f}", f"{fast['pairs_per_s']:.0f}", f"{ratio:.1f}x", "≥ 10x", verdict(ratio >= 10)))
-        rows.append(("training", "pairs per CPU-second", f"{classic['pairs_per_cpu_s']:.0f}", f"{fast['pairs_per_cpu_s']:.0f}",
-                     f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x", "—", "—"))
-        rows.append(("training", "peak RSS (MB)", f"{classic['peak_rss_mb']:.0f}", f"{fast['peak_rss_mb']:.0f}",
-                     f"{fast['peak_rss_mb'] / classic['peak_rss_mb']:.2f}x", "course < 2048 MB", verdict(fast["peak_rss_mb"] < 2048)))
+        rows.append(
+            (
+                "training",
+                "pairs/s",
+                f"{classic['pairs_per_s']:.0f}",
+                f"{fast['pairs_per_s']:.0f}",
+                f"{ratio:.1f}x",
+                "≥ 10x",
+                verdict(ratio >= 10),
+            )
+        )
+        rows.append(
+            (
+                "training",
+                "pairs per CPU-second",
+                f"{classic['pairs_per_cpu_s']:.0f}",
+                f"{fast['pairs_per_cpu_s']:.0f}",
+                f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x",
+                "—",
+                "—",
+            )
+        )
+        rows.append(
+            (
+                "training",
+                "peak RSS (MB)",
+                f"{classic['peak_rss_mb']:.0f}",
+                f"{fast['peak_rss_mb']:.0f}",
+                f"{fast['peak_rss_mb'] / classic['peak_rss_mb']:.2f}x",
+                "course < 2048 MB",
+                verdict(fast["peak_rss_mb"] < 2048),
+            )
+        )
     if "decoding" in r:
         loop = r["decoding"][LOOP]["ms_per_caption"]
         for name, label, goal in (("batched greedy", "greedy", 100), ("batched beam search, k=3", "beam-3", 20)):
             ms = r["decoding"][name]["ms_per_caption"]
-            rows.append((f"decoding, {label}", "ms/caption", f"{loop:.1f}", f"{ms:.2f}", f"{loop / ms:.0f}x", f"≥ {goal}x", verdict(loop / ms >= goal)))
+            rows.append(
+                (
+                    f"decoding, {label}",
+                    "ms/caption",
+                    f"{loop:.1f}",
+                    f"{ms:.2f}",
+                    f"{loop / ms:.0f}x",
+                    f"≥ {goal}x",
+                    verdict(loop / ms >= goal),
+                )
+            )
     if "glove" in r:
         text, package = r["glove"]["text"]["seconds"], r["glove"]["package"]["seconds"]
-        rows.append(("GloVe to embedding matrix", "seconds", f"{text:.2f}", f"{package:.2f}", f"{text / package:.0f}x", "—", verdict(None)))
+        rows.append(
+            (
+                "GloVe to embedding matrix",
+                "seconds",
+                f"{text:.2f}",
+                f"{package:.2f}",
+                f"{text / package:.0f}x",
+                "—",
+                verdict(None),
+            )
+        )
     if "course" in r:
         course = r["course"]
         measured = sum(course["seconds"][s] for s in ("dataset", "features", "text", "training", "greedy")) / 60
         classic = classic_course_minutes(r)
-        rows.append((f"whole course ({course['epochs']} epochs)", "minutes", "—" if classic is None else f"≈ {classic:.1f} (estimate)",
-                     f"{measured:.1f}", "—" if classic is None else f"{classic / measured:.1f}x", "—", verdict(None)))
+        rows.append(
+            (
+                f"whole course ({course['epochs']} epochs)",
+                "minutes",
+                "—" if classic is None else f"≈ {classic:.1f} (estimate)",
+                f"{measured:.1f}",
+                "—" if classic is None else f"{classic / measured:.1f}x",
+                "—",
+                verdict(None),
+            )
+        )
     return rows
 
 
@@ -184,7 +269,11 @@ def classic_course_minutes(r: dict) -> float | None:
 def table(header: list[str], rows: list) -> list[str]:
     """A markdown table: the first column left-aligned, the others right-aligned."""
     right = ["---" if i == 0 else "---:" for i in range(len(header))]
-    return [f"| {' | '.join(header)} |", f"| {' | '.join(right)} |", *(f"| {' | '.join(map(str, row))} |" for row in rows)]
+    return [
+        f"| {' | '.join(header)} |",
+        f"| {' | '.join(right)} |",
+        *(f"| {' | '.join(map(str, row))} |" for row in rows),
+    ]
 
 
 def settle(quiet: float = 0.5, longest: float = 60) -> None:
@@ -200,88 +289,188 @@ def details(r: dict, o, loads: dict) -> list[str]:
 
     def section(stage: str, title: str, text: str) -> None:
         before, after = loads[stage]
-        out.extend(["", f"### {title}", "", text, "",
-                    f"Load average (1 min) {before:.1f} before, {after:.1f} after, on {os.cpu_count()} CPU(s)."
-                    + (" **The machine was busy: wall-clock figures are unreliable.**" if before > (os.cpu_count() or 1) else ""), ""])
+        out.extend(
+            [
+                "",
+                f"### {title}",
+                "",
+                text,
+                "",
+                f"Load average (1 min) {before:.1f} before, {after:.1f} after, on {os.cpu_count()} CPU(s)."
+                + (
+                    " **The machine was busy: wall-clock figures are unreliable.**"
+                    if before > (os.cpu_count() or 1)
+                    else ""
+                ),
+                "",
+            ]
+        )
 
     if "features" in r:
         f = r["features"]
-        section("features", "Feature extraction (benchmarks/features.py)",
-                f"The first {o.feature_images} JPEGs of the synthetic workload ({o.feature_loop_images} for the slow loop), "
-                f"ResNet50 weights `{f['model']['weights']}`; each method in its own process after a warm-up. "
-                "CPU ms/image counts every thread of the process: steadier than the wall clock on a busy machine.")
-        out += table(["method", "images", "seconds", "images/s", "CPU ms/image", "peak RSS (MB)"],
-                     [(x["name"], x["images"], f"{x['seconds']:.1f}", f"{x['images_per_s']:.1f}", f"{x['cpu_ms_per_image']:.0f}",
-                       f"{x['peak_rss_mb']:.0f}") for x in f.values()])
+        section(
+            "features",
+            "Feature extraction (benchmarks/features.py)",
+            f"The first {o.feature_images} JPEGs of the synthetic workload ({o.feature_loop_images} for the slow loop), "
+            f"ResNet50 weights `{f['model']['weights']}`; each method in its own process after a warm-up. "
+            "CPU ms/image counts every thread of the process: steadier than the wall clock on a busy machine.",
+        )
+        out += table(
+            ["method", "images", "seconds", "images/s", "CPU ms/image", "peak RSS (MB)"],
+            [
+                (
+                    x["name"],
+                    x["images"],
+                    f"{x['seconds']:.1f}",
+                    f"{x['images_per_s']:.1f}",
+                    f"{x['cpu_ms_per_image']:.0f}",
+                    f"{x['peak_rss_mb']:.0f}",
+                )
+                for x in f.values()
+            ],
+        )
         pipe_cpu, model_cpu = f["pipeline"]["cpu_ms_per_image"], f["model"]["cpu_ms_per_image"]
-        out += ["", f"By CPU time the pipeline costs {pipe_cpu / model_cpu - 1:+.0%} over the model alone (JPEG decoding and "
-                f"resizing): when both keep every core busy, the pipeline reaches about {model_cpu / pipe_cpu:.0%} of the "
-                "model-only speed. The model is the course's `extractor_function`; the per-image loop runs the model as "
-                "`build_extractor` returns it."]
+        out += [
+            "",
+            f"By CPU time the pipeline costs {pipe_cpu / model_cpu - 1:+.0%} over the model alone (JPEG decoding and "
+            f"resizing): when both keep every core busy, the pipeline reaches about {model_cpu / pipe_cpu:.0%} of the "
+            "model-only speed. The model is the course's `extractor_function`; the per-image loop runs the model as "
+            "`build_extractor` returns it.",
+        ]
     if "training" in r:
         t = r["training"]
-        section("training", "Training (benchmarks/training.py)",
-                f"{o.captions} synthetic training captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {o.train_epochs} epoch(s); classic: "
-                "`CaptionPairs` with one-hot targets (3 images per batch) into the prefix model; course: `caption_dataset` "
-                "(whole captions, length buckets, 64 per batch) into the sequence model. Each in its own process.")
-        out += table(["path", "pairs seen", "seconds", "pairs/s", "pairs/CPU-s", "cores busy", "peak RSS (MB)", "train loss",
-                      "held-out loss/word"],
-                     [(x["path"], x["pairs"], f"{x['seconds']:.1f}", f"{x['pairs_per_s']:.0f}", f"{x['pairs_per_cpu_s']:.0f}",
-                       f"{x['pairs_per_s'] / x['pairs_per_cpu_s']:.1f}", f"{x['peak_rss_mb']:.0f}", f"{x['train_loss']:.3f}",
-                       f"{x['dev_loss']:.3f}") for x in t.values()])
+        section(
+            "training",
+            "Training (benchmarks/training.py)",
+            f"{o.captions} synthetic training captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {o.train_epochs} epoch(s); classic: "
+            "`CaptionPairs` with one-hot targets (3 images per batch) into the prefix model; course: `caption_dataset` "
+            "(whole captions, length buckets, 64 per batch) into the sequence model. Each in its own process.",
+        )
+        out += table(
+            [
+                "path",
+                "pairs seen",
+                "seconds",
+                "pairs/s",
+                "pairs/CPU-s",
+                "cores busy",
+                "peak RSS (MB)",
+                "train loss",
+                "held-out loss/word",
+            ],
+            [
+                (
+                    x["path"],
+                    x["pairs"],
+                    f"{x['seconds']:.1f}",
+                    f"{x['pairs_per_s']:.0f}",
+                    f"{x['pairs_per_cpu_s']:.0f}",
+                    f"{x['pairs_per_s'] / x['pairs_per_cpu_s']:.1f}",
+                    f"{x['peak_rss_mb']:.0f}",
+                    f"{x['train_loss']:.3f}",
+                    f"{x['dev_loss']:.3f}",
+                )
+                for x in t.values()
+            ],
+        )
         classic, fast = t["classic"], t["fast"]
-        out += ["", "Cores busy = CPU-seconds / wall-clock seconds. Pairs per CPU-second compare the work itself, "
-                "whatever share of the machine each process got: "
-                f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x. Held-out loss after the same pairs: fast "
-                f"{fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic (fewer, larger optimizer steps: "
-                "one per 64 captions instead of one per 3 images, 15 captions)."]
+        out += [
+            "",
+            "Cores busy = CPU-seconds / wall-clock seconds. Pairs per CPU-second compare the work itself, "
+            "whatever share of the machine each process got: "
+            f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x. Held-out loss after the same pairs: fast "
+            f"{fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic (fewer, larger optimizer steps: "
+            "one per 64 captions instead of one per 3 images, 15 captions).",
+        ]
     if "decoding" in r:
         d = r["decoding"]
         loop_texts = d[LOOP]["texts"]
         same = sum(a == b for a, b in zip(loop_texts, d["batched greedy"]["texts"]))
-        section("decoding", "Decoding (benchmarks/decoding.py)",
-                f"An untrained captioner (vocabulary {VOCAB_SIZE}, prefix width {MAX_LEN}) that writes exactly 12 words per caption; "
-                f"random image features. The loop on {o.decode_loop_images} images in one process, the course's decoders on "
-                f"{o.decode_images} in another. The loop and batched greedy wrote the same caption for {same} of "
-                f"{len(loop_texts)} images.")
-        out += table(["method", "captions", "seconds", "ms/caption", "vs loop"],
-                     [(name, x["captions"], f"{x['seconds']:.2f}", f"{x['ms_per_caption']:.2f}",
-                       f"{d[LOOP]['ms_per_caption'] / x['ms_per_caption']:.0f}x") for name, x in d.items()])
+        section(
+            "decoding",
+            "Decoding (benchmarks/decoding.py)",
+            f"An untrained captioner (vocabulary {VOCAB_SIZE}, prefix width {MAX_LEN}) that writes exactly 12 words per caption; "
+            f"random image features. The loop on {o.decode_loop_images} images in one process, the course's decoders on "
+            f"{o.decode_images} in another. The loop and batched greedy wrote the same caption for {same} of "
+            f"{len(loop_texts)} images.",
+        )
+        out += table(
+            ["method", "captions", "seconds", "ms/caption", "vs loop"],
+            [
+                (
+                    name,
+                    x["captions"],
+                    f"{x['seconds']:.2f}",
+                    f"{x['ms_per_caption']:.2f}",
+                    f"{d[LOOP]['ms_per_caption'] / x['ms_per_caption']:.0f}x",
+                )
+                for name, x in d.items()
+            ],
+        )
     if "glove" in r:
         g = r["glove"]
-        section("glove", "GloVe (benchmarks/glove.py)",
-                f"From the call to `load_glove` until the embedding matrix of a {VOCAB_SIZE:,}-id vocabulary is built, each source "
-                "in its own process, both files in the page cache. The text file is the package's vectors written in "
-                "the Stanford format: " + ("all 400,000 words, the same 171 MB as the download." if o.glove_words >= 400_000
-                                          else f"only the first {o.glove_words:,} words (a quick check)."))
-        out += table(["source", "words", "load_glove s", "embedding matrix s", "total s", "peak RSS (MB)"],
-                     [(x["name"], x["words"], f"{x['load_s']:.2f}", f"{x['matrix_s']:.2f}", f"{x['seconds']:.2f}",
-                       f"{x['peak_rss_mb']:.0f}") for x in g.values()])
+        section(
+            "glove",
+            "GloVe (benchmarks/glove.py)",
+            f"From the call to `load_glove` until the embedding matrix of a {VOCAB_SIZE:,}-id vocabulary is built, each source "
+            "in its own process, both files in the page cache. The text file is the package's vectors written in "
+            "the Stanford format: "
+            + (
+                "all 400,000 words, the same 171 MB as the download."
+                if o.glove_words >= 400_000
+                else f"only the first {o.glove_words:,} words (a quick check)."
+            ),
+        )
+        out += table(
+            ["source", "words", "load_glove s", "embedding matrix s", "total s", "peak RSS (MB)"],
+            [
+                (
+                    x["name"],
+                    x["words"],
+                    f"{x['load_s']:.2f}",
+                    f"{x['matrix_s']:.2f}",
+                    f"{x['seconds']:.2f}",
+                    f"{x['peak_rss_mb']:.0f}",
+                )
+                for x in g.values()
+            ],
+        )
     if "course" in r:
         from benchmarks.course import STEPS
 
         c = r["course"]
-        section("course", "The whole course (benchmarks/course.py)",
-                f"The course's helpers on the synthetic workload of {c['images']} images ({c['train_captions']} training "
-                f"captions, {c['pairs_per_epoch']} pairs per epoch, vocabulary {c['vocab']}, max_len {c['max_len']}, "
-                f"ResNet50 weights `{c['weights']}`), from nothing cached, in one process; peak RSS {c['peak_rss_mb']:.0f} MB. "
-                f"Seconds per epoch (dev loss and checkpoint included): {', '.join(f'{s:.0f}' for s in c['epoch_s'])}. "
-                f"At that pace the recipe's 20 epochs (early stopping usually ends sooner) take about "
-                f"{20 * sum(c['epoch_s']) / len(c['epoch_s']) / 60:.0f} min of training. "
-                "The summary's course figure is features + training + greedy test captions (with the text and GloVe steps); "
-                "the classic estimate replaces those three by the classic rates measured above.")
-        out += table(["step", "seconds"], [(name, f"{c['seconds'][step]:.1f}") for step, name in STEPS.items()]
-                     + [("**total**", f"**{c['total_s']:.1f}** ({c['total_s'] / 60:.1f} min)")])
+        section(
+            "course",
+            "The whole course (benchmarks/course.py)",
+            f"The course's helpers on the synthetic workload of {c['images']} images ({c['train_captions']} training "
+            f"captions, {c['pairs_per_epoch']} pairs per epoch, vocabulary {c['vocab']}, max_len {c['max_len']}, "
+            f"ResNet50 weights `{c['weights']}`), from nothing cached, in one process; peak RSS {c['peak_rss_mb']:.0f} MB. "
+            f"Seconds per epoch (dev loss and checkpoint included): {', '.join(f'{s:.0f}' for s in c['epoch_s'])}. "
+            f"At that pace the recipe's 20 epochs (early stopping usually ends sooner) take about "
+            f"{20 * sum(c['epoch_s']) / len(c['epoch_s']) / 60:.0f} min of training. "
+            "The summary's course figure is features + training + greedy test captions (with the text and GloVe steps); "
+            "the classic estimate replaces those three by the classic rates measured above.",
+        )
+        out += table(
+            ["step", "seconds"],
+            [(name, f"{c['seconds'][step]:.1f}") for step, name in STEPS.items()]
+            + [("**total**", f"**{c['total_s']:.1f}** ({c['total_s'] / 60:.1f} min)")],
+        )
     return out
 
 
 def report(results: dict, o, loads: dict, command: str) -> str:
     """The whole markdown report."""
-    lines = ["# Speed and memory: the course vs the classic approach", "",
-             f"Written by `{command}` ({'SMALL sizes: a check of the machinery, not figures to quote' if o.small else 'Flickr8k sizes'}). "
-             "Every side of every comparison ran in its own process, one after the other, on this machine. "
-             "Benchmarks are not tests: these are measurements, goals from issue 8, met or not.", "",
-             "## Machine", ""]
+    lines = [
+        "# Speed and memory: the course vs the classic approach",
+        "",
+        f"Written by `{command}` ({'SMALL sizes: a check of the machinery, not figures to quote' if o.small else 'Flickr8k sizes'}). "
+        "Every side of every comparison ran in its own process, one after the other, on this machine. "
+        "Benchmarks are not tests: these are measurements, goals from issue 8, met or not.",
+        "",
+        "## Machine",
+        "",
+    ]
     lines += table(["item", "value"], list(machine().items()))
     lines += ["", "## Summary", ""]
     lines += table(["stage", "measure", "classic", "course", "ratio", "goal", "met?"], summary_rows(results))
@@ -293,10 +482,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help=f"comma-separated stages to run (default all: {','.join(STAGES)})")
     parser.add_argument("--small", action="store_true", help="small sizes: a quick check, not figures to quote")
-    parser.add_argument("--output", type=Path, help=f"report file (default benchmarks/{RESULTS.name}; with --small or "
-                        f"--only {PARTIAL}, so a check never overwrites the full report)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"report file (default benchmarks/{RESULTS.name}; with --small or "
+        f"--only {PARTIAL}, so a check never overwrites the full report)",
+    )
     for name, full, small, text in SIZES:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full}, {small} with --small)")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full}, {small} with --small)"
+        )
     o = parser.parse_args()
     for name, full, small, _ in SIZES:
         if getattr(o, name) is None:

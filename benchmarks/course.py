@@ -72,8 +72,17 @@ def run(workload: int, epochs: int) -> dict:
     vocab, feature_set, train_captions = course.vocab, course.features, course.train_captions
     lap("text")
     captioner = build_captioner(len(vocab), vocab.max_len, course.embedding_matrix)
-    history = train(captioner, feature_set, train_captions, course.dev_captions, folder=course.folder,
-                    epochs=epochs, patience=epochs, resume=False, seed=0)
+    history = train(
+        captioner,
+        feature_set,
+        train_captions,
+        course.dev_captions,
+        folder=course.folder,
+        epochs=epochs,
+        patience=epochs,
+        resume=False,
+        seed=0,
+    )
     lap("training")
     images = course.split_images("test")
     test_features = feature_set.lookup(images)
@@ -110,8 +119,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.workload, args.epochs)
     write_json(args.json, result)
-    print(f"\nThe course on {result['images']} images, {result['train_captions']} training captions "
-          f"({result['pairs_per_epoch']} pairs per epoch), vocabulary {result['vocab']}, max_len {result['max_len']}:")
+    print(
+        f"\nThe course on {result['images']} images, {result['train_captions']} training captions "
+        f"({result['pairs_per_epoch']} pairs per epoch), vocabulary {result['vocab']}, max_len {result['max_len']}:"
+    )
     print("\n| step | seconds |\n| --- | ---: |")
     for step, name in STEPS.items():
         print(f"| {name} | {result['seconds'][step]:.1f} |")

@@ -83,8 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=1000, help="images for the batched decoders")
     parser.add_argument("--loop-images", type=int, default=20, help="images for the slow per-word loop")
-    parser.add_argument("--only", choices=("loop", "course"),
-                        help="run the per-word loop only, or the course's decoders only (make bench runs each in its own process)")
+    parser.add_argument(
+        "--only",
+        choices=("loop", "course"),
+        help="run the per-word loop only, or the course's decoders only (make bench runs each in its own process)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file (make bench reads it)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,9 +107,15 @@ def main() -> None:
 
     runs = {
         "per-word `model.predict` loop (seed style)": (
-            few, lambda: [seed_loop(captioner.prefix, vocab, f[None], MAX_LEN, WORDS).removeprefix("startseq ") for f in few]),
+            few,
+            lambda: [
+                seed_loop(captioner.prefix, vocab, f[None], MAX_LEN, WORDS).removeprefix("startseq ") for f in few
+            ],
+        ),
         "step-wise greedy, one image per call": (
-            few, lambda: [greedy(captioner, vocab, f, max_len=steps)[0] for f in few]),
+            few,
+            lambda: [greedy(captioner, vocab, f, max_len=steps)[0] for f in few],
+        ),
         "batched greedy": (batch, lambda: greedy(captioner, vocab, batch, max_len=steps)),
         "batched beam search, k=3": (batch, lambda: beam_search(captioner, vocab, batch, beam_width=3, max_len=steps)),
     }
@@ -114,8 +123,13 @@ def main() -> None:
     if args.only:
         runs = {name: run for name, run in runs.items() if (name == loop_name) == (args.only == "loop")}
     results = {name: (len(images), *timed(run)) for name, (images, run) in runs.items()}
-    write_json(args.json, {name: {"captions": count, "seconds": seconds, "ms_per_caption": 1000 * seconds / count,
-                                  "texts": texts} for name, (count, seconds, texts) in results.items()})
+    write_json(
+        args.json,
+        {
+            name: {"captions": count, "seconds": seconds, "ms_per_caption": 1000 * seconds / count, "texts": texts}
+            for name, (count, seconds, texts) in results.items()
+        },
+    )
     if args.only:
         for name, (count, seconds, _) in results.items():
             print(f"{name}: {count} captions, {1000 * seconds / count:.2f} ms/caption")
@@ -123,8 +137,10 @@ def main() -> None:
     loop_ms = 1000 * results[loop_name][1] / results[loop_name][0]
     same = sum(a == b for a, b in zip(results[loop_name][2], results["batched greedy"][2]))
     lengths = {len(c.split()) for _, _, captions in results.values() for c in captions}
-    print(f"vocabulary {VOCAB_SIZE}, prefix width {MAX_LEN}, captions of {sorted(lengths)} words; "
-          f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s)")
+    print(
+        f"vocabulary {VOCAB_SIZE}, prefix width {MAX_LEN}, captions of {sorted(lengths)} words; "
+        f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s)"
+    )
     print(f"the loop and batched greedy agree on {same} of {results[loop_name][0]} captions\n")
     print("| method | captions | seconds | ms/caption | speed-up vs loop |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -110,7 +110,9 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=512, help="images for the pipeline and the model alone")
-    parser.add_argument("--loop-images", type=int, default=None, help="images for the slow per-image loop (default: same)")
+    parser.add_argument(
+        "--loop-images", type=int, default=None, help="images for the slow per-image loop (default: same)"
+    )
     parser.add_argument("--workload", type=int, default=FULL_IMAGES, help="size of the workload to read them from")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each method; the fastest counts")
@@ -130,15 +132,21 @@ def main() -> None:
     results = {m: run_side("features", "--method", m, "--images", count(m), *common) for m in METHODS}
     write_json(args.json, results)
     loop_speed, model_speed = results["loop"]["images_per_s"], results["model"]["images_per_s"]
-    print(f"\n{args.images} JPEGs of the synthetic Flickr8k workload; ResNet50 weights: {results['model']['weights']}; "
-          f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s) (CPU ms/image, all threads of the "
-          "process, is steadier than the wall clock on a busy machine)")
-    print("\n| method | images | seconds | images/s | CPU ms/image | peak RSS (MB) | vs model alone | vs per-image loop |")
+    print(
+        f"\n{args.images} JPEGs of the synthetic Flickr8k workload; ResNet50 weights: {results['model']['weights']}; "
+        f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s) (CPU ms/image, all threads of the "
+        "process, is steadier than the wall clock on a busy machine)"
+    )
+    print(
+        "\n| method | images | seconds | images/s | CPU ms/image | peak RSS (MB) | vs model alone | vs per-image loop |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results.values():
         speed = r["images_per_s"]
-        print(f"| {r['name']} | {r['images']} | {r['seconds']:.1f} | {speed:.1f} | {r['cpu_ms_per_image']:.0f} | "
-              f"{r['peak_rss_mb']:.0f} | {speed / model_speed:.0%} | {speed / loop_speed:.1f}x |")
+        print(
+            f"| {r['name']} | {r['images']} | {r['seconds']:.1f} | {speed:.1f} | {r['cpu_ms_per_image']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} | {speed / model_speed:.0%} | {speed / loop_speed:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

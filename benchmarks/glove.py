@@ -46,7 +46,9 @@ def prepare(words: int = ALL_WORDS) -> None:
 
     if not VOCAB_FILE.exists():
         common = common_words()
-        Vocabulary([PAD, START, END, *common], {w: 10 for w in common}, max_len=MAX_WORDS + 2, min_count=10).save(VOCAB_FILE)
+        Vocabulary([PAD, START, END, *common], {w: 10 for w in common}, max_len=MAX_WORDS + 2, min_count=10).save(
+            VOCAB_FILE
+        )
     path = text_file(words)
     if not path.exists():
         glove = load_glove()
@@ -103,7 +105,9 @@ def main() -> None:
     print("\n| source | words | load_glove s | + embedding matrix s | total s | peak RSS (MB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in results.values():
-        print(f"| {r['name']} | {r['words']} | {r['load_s']:.2f} | {r['matrix_s']:.2f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['name']} | {r['words']} | {r['load_s']:.2f} | {r['matrix_s']:.2f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
     print(f"\npackage / text file: {results['text']['seconds'] / results['package']['seconds']:.0f}x faster")
 
 

@@ -121,8 +121,9 @@ def run(path: str, captions: int, epochs: int, batch_size: int, classic_images: 
 
     def batches(feats, groups):
         if path == "classic":
-            return CaptionPairs(feats, groups, MAX_LEN, images_per_batch=classic_images, one_hot=True,
-                                vocab_size=VOCAB_SIZE, seed=seed)
+            return CaptionPairs(
+                feats, groups, MAX_LEN, images_per_batch=classic_images, one_hot=True, vocab_size=VOCAB_SIZE, seed=seed
+            )
         return caption_dataset(feats, groups, batch_size=batch_size, max_len=MAX_LEN, seed=seed)
 
     start = model.get_weights()
@@ -163,27 +164,40 @@ def main() -> None:
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
-    settings = dict(captions=args.captions, epochs=args.epochs, batch_size=args.batch_size,
-                    classic_images=args.classic_images, seed=args.seed)
+    settings = dict(
+        captions=args.captions,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        classic_images=args.classic_images,
+        seed=args.seed,
+    )
     paths = [args.only] if args.only else ["classic", "fast"]
     results = {path: in_own_process(path=path, **settings) for path in paths}
     write_json(args.json, results)
 
     one_hot_gb = next(iter(results.values()))["pairs"] / args.epochs * VOCAB_SIZE * 4 / 1e9
-    print(f"\n{args.captions} captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {args.epochs} epoch(s); "
-          f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s). All pairs' one-hot targets "
-          f"at once would take {one_hot_gb:.2f} GB.")
-    print("\n| path | captions | pairs seen | seconds | pairs/s | pairs/CPU-s | peak RSS (MB) | train loss | held-out loss/word |")
+    print(
+        f"\n{args.captions} captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {args.epochs} epoch(s); "
+        f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s). All pairs' one-hot targets "
+        f"at once would take {one_hot_gb:.2f} GB."
+    )
+    print(
+        "\n| path | captions | pairs seen | seconds | pairs/s | pairs/CPU-s | peak RSS (MB) | train loss | held-out loss/word |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for result in results.values():
-        print(f"| {result['path']} | {result['captions']} | {result['pairs']} | {result['seconds']:.1f} | "
-              f"{result['pairs_per_s']:.0f} | {result['pairs_per_cpu_s']:.0f} | {result['peak_rss_mb']:.0f} | {result['train_loss']:.3f} | "
-              f"{result['dev_loss']:.3f} |")
+        print(
+            f"| {result['path']} | {result['captions']} | {result['pairs']} | {result['seconds']:.1f} | "
+            f"{result['pairs_per_s']:.0f} | {result['pairs_per_cpu_s']:.0f} | {result['peak_rss_mb']:.0f} | {result['train_loss']:.3f} | "
+            f"{result['dev_loss']:.3f} |"
+        )
     if len(results) == 2:
         classic, fast = results["classic"], results["fast"]
-        print(f"\nfast / classic: {fast['pairs_per_s'] / classic['pairs_per_s']:.1f}x pairs/s (goal 10x), "
-              f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x pairs per CPU-second; "
-              f"held-out loss {fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic.")
+        print(
+            f"\nfast / classic: {fast['pairs_per_s'] / classic['pairs_per_s']:.1f}x pairs/s (goal 10x), "
+            f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x pairs per CPU-second; "
+            f"held-out loss {fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic."
+        )
 
 
 if __name__ == "__main__":

@@ -143,7 +143,11 @@ def common_words() -> list[str]:
 def rare_words(count: int, seed: int = 0) -> list[str]:
     """``count`` distinct made-up words ("tolvar", "mekudo"): the rare words and typos of real captions."""
     rng = np.random.default_rng(seed + 7)
-    onsets, vowels, codas = list("bdfgklmnprstvz") + ["br", "st", "tr", "ch"], list("aeiou"), ["", "", "n", "r", "l", "s"]
+    onsets, vowels, codas = (
+        list("bdfgklmnprstvz") + ["br", "st", "tr", "ch"],
+        list("aeiou"),
+        ["", "", "n", "r", "l", "s"],
+    )
     words: dict[str, None] = {}
     while len(words) < count:
         syllables = rng.integers(2, 4)

@@ -45,7 +45,9 @@ def setup(keep_data_on_drive: bool = False) -> None:
     if keep_data_on_drive and on_colab:
         keep_on_drive()
     elif keep_data_on_drive:
-        print("KEEP_ON_DRIVE only applies on Google Colab: here the data stays in the course folder (or CAPTION_DATA_DIR).")
+        print(
+            "KEEP_ON_DRIVE only applies on Google Colab: here the data stays in the course folder (or CAPTION_DATA_DIR)."
+        )
     tf = import_tensorflow()  # first, and without TensorFlow's start-up banner (see helpers.quiet)
     import keras
     import numpy
@@ -54,8 +56,13 @@ def setup(keep_data_on_drive: bool = False) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}" if gpus else f"CPU only ({os.cpu_count()} cores)"
     print(f"Python {platform.python_version()} | TensorFlow {tf.__version__} | Keras {keras.__version__} | {device}")
-    found = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-             "numpy": numpy.__version__, "pandas": pandas.__version__}
+    found = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+    }
     if old := too_old(found):
         print(f"Older than the course supports: {', '.join(old)}; upgrade them (pip install -U ...) if a lesson fails.")
     if not gpus and on_colab:

@@ -226,8 +226,20 @@ def build_attention_captioner(
 
 #: The layers of :func:`build_layers`, by name: what a loaded model is rebuilt from.
 LAYER_NAMES = (
-    "region_dropout", "region_dense", "region_norm", "region_relu", "region_key", "region_mean", "init_h",
-    "init_c", "embedding", "words_dropout", "attention_lstm", "merge", "decoder_dense", "next_word",
+    "region_dropout",
+    "region_dense",
+    "region_norm",
+    "region_relu",
+    "region_key",
+    "region_mean",
+    "init_h",
+    "init_c",
+    "embedding",
+    "words_dropout",
+    "attention_lstm",
+    "merge",
+    "decoder_dense",
+    "next_word",
 )
 
 

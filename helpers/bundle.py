@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import keras
 
-from helpers.errors import CourseError
 from helpers.attention import AttentionCaptioner, attention_captioner_from_sequence
+from helpers.errors import CourseError
 from helpers.features import recipe as feature_recipe
 from helpers.files import read_json, write_json
 from helpers.model import Captioner, load_captioner, save_captioner
@@ -47,8 +47,14 @@ def is_complete(folder: str | Path) -> bool:
 
 
 def save_bundle(
-    captioner: Captioner | AttentionCaptioner, vocab: Vocabulary, folder: str | Path, *, dataset: str, fast: bool,
-    cnn_weights: str, **info,
+    captioner: Captioner | AttentionCaptioner,
+    vocab: Vocabulary,
+    folder: str | Path,
+    *,
+    dataset: str,
+    fast: bool,
+    cnn_weights: str,
+    **info,
 ) -> Path:
     """Write ``model.keras``, ``vocab.json`` and ``model.json`` to ``folder`` (lesson 07).
 
@@ -94,5 +100,7 @@ def load_bundle(folder: str | Path) -> Bundle:
     else:
         captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
     if len(vocab) != info["vocab_size"]:
-        raise CourseError(f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again.")
+        raise CourseError(
+            f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again."
+        )
     return Bundle(captioner, vocab, info)

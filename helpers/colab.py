@@ -16,8 +16,8 @@ from Drive is slow.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: Where the course keeps its data on Google Drive, and where the images are unpacked on the VM.
 DRIVE_MOUNT = "/content/drive"
@@ -28,8 +28,9 @@ LOCAL_FOLDER = "/content/caption-data"
 SUPPORTED = {"python": "3.11", "tensorflow": "2.19", "keras": "3.10", "numpy": "2.0", "pandas": "2.2"}
 
 
-def keep_on_drive(mount: Callable[[str], object] | None = None, folder: str = DRIVE_FOLDER,
-                  unpack_to: str = LOCAL_FOLDER) -> Path:
+def keep_on_drive(
+    mount: Callable[[str], object] | None = None, folder: str = DRIVE_FOLDER, unpack_to: str = LOCAL_FOLDER
+) -> Path:
     """Mount Google Drive and keep the course's data there; unpack archives to the VM's disk (setup cell).
 
     ``mount`` is ``google.colab.drive.mount`` (asks for permission the first time). A data
@@ -44,8 +45,10 @@ def keep_on_drive(mount: Callable[[str], object] | None = None, folder: str = DR
     os.environ.setdefault("CAPTION_UNPACK_DIR", unpack_to)
     data = Path(os.environ["CAPTION_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)
-    print(f"Course data kept on Google Drive in {data} (archives, features, models); "
-          f"images unpacked to {os.environ['CAPTION_UNPACK_DIR']} on this VM.")
+    print(
+        f"Course data kept on Google Drive in {data} (archives, features, models); "
+        f"images unpacked to {os.environ['CAPTION_UNPACK_DIR']} on this VM."
+    )
     return data
 
 
@@ -62,5 +65,8 @@ def _release(version: str) -> tuple[int, ...]:
 
 def too_old(found: dict[str, str], supported: dict[str, str] = SUPPORTED) -> list[str]:
     """The packages of ``found`` (name -> version) older than ``supported``, as ``"keras 3.8 (needs 3.10+)"``."""
-    return [f"{name} {found[name]} (needs {floor}+)" for name, floor in supported.items()
-            if name in found and _release(found[name]) < _release(floor)]
+    return [
+        f"{name} {found[name]} (needs {floor}+)"
+        for name, floor in supported.items()
+        if name in found and _release(found[name]) < _release(floor)
+    ]

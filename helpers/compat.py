@@ -51,7 +51,9 @@ def keras_multi_worker_fixes(models: Iterable) -> None:
 
         def reduce_per_replica(values, strategy, reduction):
             if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-                return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None if len(v.shape) == 0 else 0), values)
+                return tree.map_structure(
+                    lambda v: strategy.reduce("MEAN", v, axis=None if len(v.shape) == 0 else 0), values
+                )
             return original(values, strategy, reduction)
 
         reduce_per_replica.course_fix = True

@@ -28,7 +28,11 @@ BUILTIN_DATASETS = ("flickr8k", "shapes", "flickr30k", "coco")
 
 #: environment variable -> (Settings field, default shown to learners, what it does)
 VARIABLES = {
-    "CAPTION_DATASET": ("dataset", "flickr8k", "flickr8k, shapes, flickr30k, coco, or a folder (Kaggle or Karpathy layout)"),
+    "CAPTION_DATASET": (
+        "dataset",
+        "flickr8k",
+        "flickr8k, shapes, flickr30k, coco, or a folder (Kaggle or Karpathy layout)",
+    ),
     "CAPTION_DATA_DIR": ("base_dir", "the course folder", "holds data/ (downloads) and artifacts/ (outputs)"),
     "CAPTION_CNN_WEIGHTS": ("cnn_weights", "imagenet", "imagenet, or none for random ResNet50 weights"),
     "CAPTION_FAST": ("fast", "0", "1 = workshop/CI mode: fewer images, fewer epochs"),

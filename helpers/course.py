@@ -54,8 +54,10 @@ class CourseData:
         return sorted(self.table.loc[self.table["split"] == split, "image"].unique())
 
     def __repr__(self) -> str:
-        return (f"CourseData({self.dataset.name}: {len(self.train_captions)} training and {len(self.dev_captions)} dev "
-                f"images, {self.vocab}, features {self.features.features.shape}, in {self.folder})")
+        return (
+            f"CourseData({self.dataset.name}: {len(self.train_captions)} training and {len(self.dev_captions)} dev "
+            f"images, {self.vocab}, features {self.features.features.shape}, in {self.folder})"
+        )
 
 
 def prepare_course_data(settings: Settings | None = None, *, in_memory: bool = True) -> CourseData:
@@ -69,12 +71,22 @@ def prepare_course_data(settings: Settings | None = None, *, in_memory: bool = T
     features = dataset_features(dataset, settings.cnn_weights, in_memory=in_memory)
     lost = set(dataset.images()) - set(features.images)
     if lost:  # the feature pipeline's own guard found images the load-time check let through
-        print(f"Note: {len(lost)} image(s) have no features ({next(iter(lost))}: "
-              f"{features.skipped.get(next(iter(lost)), 'not extracted')}); their captions are left out.")
+        print(
+            f"Note: {len(lost)} image(s) have no features ({next(iter(lost))}: "
+            f"{features.skipped.get(next(iter(lost)), 'not extracted')}); their captions are left out."
+        )
         table = table[~table["image"].isin(lost)]
     matrix = prepare_embedding_matrix(vocab, dataset.artifacts_dir)
-    return CourseData(settings, dataset, table, vocab, features, matrix,
-                      captions_by_image(table, vocab, "train"), captions_by_image(table, vocab, "dev"))
+    return CourseData(
+        settings,
+        dataset,
+        table,
+        vocab,
+        features,
+        matrix,
+        captions_by_image(table, vocab, "train"),
+        captions_by_image(table, vocab, "dev"),
+    )
 
 
 def prepare_model(settings: Settings | None = None, course: CourseData | None = None) -> Bundle:
@@ -91,8 +103,24 @@ def prepare_model(settings: Settings | None = None, course: CourseData | None = 
     course = course or prepare_course_data(settings)
     captioner = build_captioner(len(course.vocab), course.vocab.max_len, course.embedding_matrix)
     plan = course.recipe
-    history = train(captioner, course.features, course.train_captions, course.dev_captions,
-                    folder=folder, epochs=plan.epochs, batch_size=plan.batch_size, patience=plan.patience)
-    save_bundle(captioner, course.vocab, folder, dataset=course.dataset.name, fast=settings.fast,
-                cnn_weights=settings.cnn_weights, epochs=len(history["loss"]), dev_loss=min(history["val_loss"]))
+    history = train(
+        captioner,
+        course.features,
+        course.train_captions,
+        course.dev_captions,
+        folder=folder,
+        epochs=plan.epochs,
+        batch_size=plan.batch_size,
+        patience=plan.patience,
+    )
+    save_bundle(
+        captioner,
+        course.vocab,
+        folder,
+        dataset=course.dataset.name,
+        fast=settings.fast,
+        cnn_weights=settings.cnn_weights,
+        epochs=len(history["loss"]),
+        dev_loss=min(history["val_loss"]),
+    )
     return load_bundle(folder)

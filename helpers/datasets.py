@@ -84,14 +84,17 @@ class Dataset:
 
     def _root(self) -> Path:
         if self.artifacts_root is None:
-            raise CourseError(f"Dataset {self.name!r} was not made by load_dataset(), so it has no artifacts folder: "
-                              "pass the folder to write to.")
+            raise CourseError(
+                f"Dataset {self.name!r} was not made by load_dataset(), so it has no artifacts folder: "
+                "pass the folder to write to."
+            )
         return self.artifacts_root
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{split} {len(self.images(split))}" for split in SPLITS)
         dropped = f", {len(self.unreadable)} unreadable left out" if self.unreadable else ""
-        return f"Dataset({self.name!r}: {len(self.captions)} captions of {len(self.images())} images ({counts}){dropped} in {self.images_dir})"
+        shown = f"{len(self.captions)} captions of {len(self.images())} images ({counts}){dropped}"
+        return f"Dataset({self.name!r}: {shown} in {self.images_dir})"
 
 
 def load_dataset(name: str | None = None, *, fast: bool | None = None, settings: Settings | None = None) -> Dataset:
@@ -113,8 +116,9 @@ def load_dataset(name: str | None = None, *, fast: bool | None = None, settings:
 
 def _read(name: str, settings: Settings) -> Dataset:
     if name == "flickr8k":
-        root = flickr8k.prepare_flickr8k(settings.data_dir / "flickr8k" / "archives", settings.extract_dir / "flickr8k",
-                                         settings.flickr8k_url)
+        root = flickr8k.prepare_flickr8k(
+            settings.data_dir / "flickr8k" / "archives", settings.extract_dir / "flickr8k", settings.flickr8k_url
+        )
         return read_flickr_layout(root, "flickr8k", flickr8k.COUNTS)
     if name == "shapes":
         return read_flickr_layout(make_shapes(settings.extract_dir / "shapes"), "shapes")
@@ -131,7 +135,11 @@ def on_disk(settings: Settings) -> tuple[bool, Path, str]:
     name = settings.dataset
     if name == "flickr8k":
         root = settings.extract_dir / "flickr8k"
-        return flickr8k.is_prepared(root), root, "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes"
+        return (
+            flickr8k.is_prepared(root),
+            root,
+            "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes",
+        )
     if name == "shapes":
         root = settings.extract_dir / "shapes"
         return (root / "VERSION").exists(), root, "any lesson (or `make prefetch`) generates it, in seconds"
@@ -140,9 +148,15 @@ def on_disk(settings: Settings) -> tuple[bool, Path, str]:
         return (root / karpathy.KARPATHY_DATASETS[name]).exists(), root, "`make prefetch` downloads it (see lesson 10)"
     folder = Path(name).expanduser()
     found = folder.is_dir() and (
-        (folder / "captions.txt").exists() or (folder / TOKEN_FILE).exists() or karpathy.karpathy_file(folder) is not None
+        (folder / "captions.txt").exists()
+        or (folder / TOKEN_FILE).exists()
+        or karpathy.karpathy_file(folder) is not None
     )
-    return found, folder, "CAPTION_DATASET must be flickr8k, shapes, flickr30k, coco or a dataset folder (see the README)"
+    return (
+        found,
+        folder,
+        "CAPTION_DATASET must be flickr8k, shapes, flickr30k, coco or a dataset folder (see the README)",
+    )
 
 
 def without_unreadable(dataset: Dataset, record: Path | None = None) -> Dataset:
@@ -155,8 +169,9 @@ def without_unreadable(dataset: Dataset, record: Path | None = None) -> Dataset:
     listed = ", ".join(f"{image} ({why})" for image, why in list(bad.items())[:5])
     more = f" and {len(bad) - 5} more (see .unreadable)" if len(bad) > 5 else ""
     print(f"Left out {int(drop.sum())} captions of {len(bad)} unreadable image(s): {listed}{more}.")
-    return dataclasses.replace(dataset, captions=dataset.captions[~drop].reset_index(drop=True),
-                               unreadable={**dataset.unreadable, **bad})
+    return dataclasses.replace(
+        dataset, captions=dataset.captions[~drop].reset_index(drop=True), unreadable={**dataset.unreadable, **bad}
+    )
 
 
 def read_folder(folder: Path) -> Dataset:
@@ -220,7 +235,9 @@ def read_split_file(path: Path) -> list[str]:
     return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
-def _drop_missing_images(table: pd.DataFrame, images_dir: Path, subfolders: dict[str, str] | None = None) -> pd.DataFrame:
+def _drop_missing_images(
+    table: pd.DataFrame, images_dir: Path, subfolders: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Drop captions whose image file is absent (Flickr8k's token file lists one bogus id).
 
     ``subfolders`` (image -> folder inside ``images_dir``) is for datasets kept in several folders.
@@ -230,7 +247,9 @@ def _drop_missing_images(table: pd.DataFrame, images_dir: Path, subfolders: dict
     present = {(sub, path.name) for sub in folders for path in (images_dir / sub).iterdir()}
     missing = sorted(image for image in set(table["image"]) if (subfolders.get(image, ""), image) not in present)
     if missing:
-        print(f"Dropped {int(table['image'].isin(missing).sum())} caption(s) of {len(missing)} id(s) with no image file: {missing[:3]}.")
+        print(
+            f"Dropped {int(table['image'].isin(missing).sum())} caption(s) of {len(missing)} id(s) with no image file: {missing[:3]}."
+        )
     return table[~table["image"].isin(missing)]
 
 
@@ -248,13 +267,17 @@ def read_flickr_layout(root: Path, name: str, expected: dict[str, int] | None = 
     return Dataset(dataset_key(name), images_dir, table.reset_index(drop=True))
 
 
-def _check_counts(images_dir: Path, splits: dict[str, list[str]], table: pd.DataFrame, expected: dict[str, int]) -> None:
+def _check_counts(
+    images_dir: Path, splits: dict[str, list[str]], table: pd.DataFrame, expected: dict[str, int]
+) -> None:
     found = {"images": sum(1 for p in images_dir.iterdir() if p.suffix.lower() == ".jpg")}
     found |= {split: len(set(images)) for split, images in splits.items()}
     problems = [f"{key}: {found[key]} (expected {want})" for key, want in expected.items() if found[key] != want]
     no_captions = {image for images in splits.values() for image in images} - set(table["image"])
     if no_captions:
-        problems.append(f"{len(no_captions)} split image(s) with no image file or no caption, e.g. {sorted(no_captions)[0]}")
+        problems.append(
+            f"{len(no_captions)} split image(s) with no image file or no caption, e.g. {sorted(no_captions)[0]}"
+        )
     if problems:
         raise CourseError(
             f"{images_dir.parent} does not look like complete Flickr8k: {'; '.join(problems)}. "
@@ -277,7 +300,9 @@ def read_kaggle(root: Path) -> Dataset:
     if bad:
         print(f"Note: skipped {bad} malformed line(s) in captions.txt.")
     table = _drop_missing_images(pd.DataFrame(rows, columns=["image", "caption"]), images_dir)
-    return Dataset(dataset_key(root.name), images_dir, table.assign(split=_kaggle_splits(root, table)).reset_index(drop=True))
+    return Dataset(
+        dataset_key(root.name), images_dir, table.assign(split=_kaggle_splits(root, table)).reset_index(drop=True)
+    )
 
 
 def _kaggle_splits(root: Path, table: pd.DataFrame) -> pd.Series:
@@ -298,4 +323,3 @@ def read_karpathy(folder: Path) -> Dataset:
     table, images_dir, subfolders = karpathy.read_split_file(folder)
     table = _drop_missing_images(table, images_dir, subfolders)
     return Dataset(dataset_key(folder.name), images_dir, table.reset_index(drop=True), subfolders)
-

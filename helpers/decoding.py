@@ -95,7 +95,9 @@ def _as_features(captioner, features: np.ndarray) -> np.ndarray:
     array = np.asarray(features, dtype="float32")
     array = array[None] if array.shape == row else array
     if array.shape[1:] != row:
-        raise CourseError(f"Expected image features of shape (n, {', '.join(map(str, row))}) (lesson 03), got {np.shape(features)}.")
+        raise CourseError(
+            f"Expected image features of shape (n, {', '.join(map(str, row))}) (lesson 03), got {np.shape(features)}."
+        )
     return array
 
 
@@ -110,8 +112,10 @@ def _banned(captioner: Captioner, vocab: Vocabulary) -> np.ndarray:
     """Added to next-word log-probabilities: ``-inf`` for padding and ``startseq``, 0 elsewhere."""
     size = captioner.sequence.get_layer("next_word").units
     if size != len(vocab):
-        raise CourseError(f"The model predicts {size} word ids but the vocabulary has {len(vocab)}: "
-                          "use the vocab.json saved with this model.")
+        raise CourseError(
+            f"The model predicts {size} word ids but the vocabulary has {len(vocab)}: "
+            "use the vocab.json saved with this model."
+        )
     banned = np.zeros(len(vocab), dtype="float32")
     banned[[0, vocab.start_id]] = -np.inf
     return banned
@@ -189,6 +193,7 @@ def greedy(
 
     ``features`` is ``(n, 2048)`` (or one image's ``(2048,)``); the result holds n captions.
     """
+
     def most_likely(log_probs) -> np.ndarray:
         return ops.convert_to_numpy(ops.argmax(log_probs, axis=1))
 
@@ -225,7 +230,9 @@ def _beam_batch(
         if np.isneginf(scores).all():
             break
         tokens = np.take_along_axis(words, keep, axis=1)
-        history = np.concatenate([np.take_along_axis(history, parent[keep][:, :, None], axis=1), tokens[:, :, None]], axis=2)
+        history = np.concatenate(
+            [np.take_along_axis(history, parent[keep][:, :, None], axis=1), tokens[:, :, None]], axis=2
+        )
         rows = (np.arange(n)[:, None] * k + parent[keep]).ravel()
         state = tuple(ops.take(s, rows, axis=0) for s in state)
         tokens = tokens.ravel().astype("int32")
@@ -287,7 +294,9 @@ def sample(
     is an exact sample), which does a whole batch in one line. Same ``seed``, same captions.
     """
     if temperature <= 0:
-        raise CourseError(f"temperature must be above 0 (try 0.5 to 1.5; use greedy for the limit 0), got {temperature}.")
+        raise CourseError(
+            f"temperature must be above 0 (try 0.5 to 1.5; use greedy for the limit 0), got {temperature}."
+        )
     rng = np.random.default_rng(seed)
 
     def draw(log_probs) -> np.ndarray:

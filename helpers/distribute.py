@@ -99,7 +99,9 @@ def global_batch_size(per_replica: int, strategy) -> int:
     return per_replica * strategy.num_replicas_in_sync
 
 
-def scaled_learning_rate(global_batch: int, base_rate: float = 1e-3, base_batch: int = 64, rule: str = "linear") -> float:
+def scaled_learning_rate(
+    global_batch: int, base_rate: float = 1e-3, base_batch: int = 64, rule: str = "linear"
+) -> float:
     """The learning rate for ``global_batch``, from one that works at ``base_batch`` (lesson 10).
 
     * ``"linear"``: ``base_rate * global_batch / base_batch`` (Goyal et al. 2017: k times
@@ -119,7 +121,9 @@ def scaled_learning_rate(global_batch: int, base_rate: float = 1e-3, base_batch:
     raise CourseError(f"rule must be 'linear', 'sqrt' or 'none', got {rule!r}.")
 
 
-def distributed_captioner(strategy, vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None, learning_rate: float = 1e-3):
+def distributed_captioner(
+    strategy, vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None, learning_rate: float = 1e-3
+):
     """Build and compile the captioner inside ``strategy.scope()``: one mirrored copy per replica (lesson 10).
 
     Train it with :func:`helpers.training.train` inside the same scope. Under
@@ -162,7 +166,9 @@ def tf_config(workers: Sequence[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}})
 
 
-def local_cluster(command: Sequence[str], workers: int = 2, *, timeout: float = 600, log_dir: str | Path | None = None) -> list[Path]:
+def local_cluster(
+    command: Sequence[str], workers: int = 2, *, timeout: float = 600, log_dir: str | Path | None = None
+) -> list[Path]:
     """Run ``command`` (a Python module or script and its arguments) as ``workers`` workers on 127.0.0.1 (lesson 10).
 
     Each worker gets its ``TF_CONFIG`` (ports chosen by the OS) and writes its output to
@@ -180,12 +186,16 @@ def local_cluster(command: Sequence[str], workers: int = 2, *, timeout: float = 
         for index, log in enumerate(logs):
             env = dict(os.environ, TF_CONFIG=tf_config(hosts, index))
             with open(log, "w") as out:
-                processes.append(subprocess.Popen([sys.executable, *command], env=env, stdout=out, stderr=subprocess.STDOUT))
+                processes.append(
+                    subprocess.Popen([sys.executable, *command], env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
         while any(p.poll() is None for p in processes) or any(p.returncode for p in processes):
             failed = [i for i, p in enumerate(processes) if p.poll() not in (None, 0)]
             if failed:
                 print(f"--- the end of {logs[failed[0]]}:\n{tail(logs[failed[0]])}")
-                raise CourseError(f"Worker {failed[0]} failed (exit status {processes[failed[0]].returncode}): see {logs[failed[0]]}.")
+                raise CourseError(
+                    f"Worker {failed[0]} failed (exit status {processes[failed[0]].returncode}): see {logs[failed[0]]}."
+                )
             if time.monotonic() > deadline:
                 raise CourseError(f"The workers did not finish within {timeout:.0f} s: see {log_dir}/worker-*.log.")
             time.sleep(0.2)
@@ -236,19 +246,39 @@ def train_distributed(
     store = feature_store(course.dataset, settings.cnn_weights, dtype=dtype)
     batch = global_batch_size(per_replica_batch, strategy)
     rate = scaled_learning_rate(batch, rule=lr_rule)
-    print(f"{strategy.num_replicas_in_sync} replica(s): global batch {batch} ({per_replica_batch} per replica), "
-          f"learning rate {rate:.2g} ({lr_rule} rule).")
+    print(
+        f"{strategy.num_replicas_in_sync} replica(s): global batch {batch} ({per_replica_batch} per replica), "
+        f"learning rate {rate:.2g} ({lr_rule} rule)."
+    )
     vocab = course.vocab
     captioner = distributed_captioner(strategy, len(vocab), vocab.max_len, course.embedding_matrix, rate)
     folder = course.folder / "distributed"
     folder = folder if index == 0 else folder / f"worker-{index}"
     plan = course.recipe
     with strategy.scope():
-        history = train(captioner, store, course.train_captions, course.dev_captions, folder=folder,
-                        epochs=epochs or plan.epochs, patience=plan.patience, batch_size=batch, seed=seed,
-                        make_dataset=stream_caption_dataset)
-    save_bundle(captioner, vocab, folder, dataset=course.dataset.name, fast=settings.fast, cnn_weights=settings.cnn_weights,
-                replicas=strategy.num_replicas_in_sync, global_batch=batch, learning_rate=rate)
+        history = train(
+            captioner,
+            store,
+            course.train_captions,
+            course.dev_captions,
+            folder=folder,
+            epochs=epochs or plan.epochs,
+            patience=plan.patience,
+            batch_size=batch,
+            seed=seed,
+            make_dataset=stream_caption_dataset,
+        )
+    save_bundle(
+        captioner,
+        vocab,
+        folder,
+        dataset=course.dataset.name,
+        fast=settings.fast,
+        cnn_weights=settings.cnn_weights,
+        replicas=strategy.num_replicas_in_sync,
+        global_batch=batch,
+        learning_rate=rate,
+    )
     return history
 
 

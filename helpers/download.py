@@ -90,9 +90,10 @@ def _copy(response, part: Path, start: int, total: int | None, desc: str, url: s
     mode = "ab" if start else "wb"
     done = start
     try:
-        with open(part, mode) as out, tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=desc
-        ) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=desc) as bar,
+        ):
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 done += len(block)
@@ -127,10 +128,14 @@ def unzip(archive: Path, scratch: Path, keep: Callable[[str], bool] = lambda mem
                     os.utime(target, (moment, moment))
     except zipfile.BadZipFile:
         archive.unlink()
-        raise CourseError(f"{archive.name} is not a valid zip archive; it was deleted, run again to download it anew.") from None
+        raise CourseError(
+            f"{archive.name} is not a valid zip archive; it was deleted, run again to download it anew."
+        ) from None
     except OSError as error:
         shutil.rmtree(scratch, ignore_errors=True)
         if error.errno == errno.ENOSPC:
-            raise CourseError(f"The disk is full while extracting {archive.name} into {scratch.parent}: free some space.") from None
+            raise CourseError(
+                f"The disk is full while extracting {archive.name} into {scratch.parent}: free some space."
+            ) from None
         raise CourseError(f"Extracting {archive.name} into {scratch.parent} failed ({error}).") from None
     return scratch

@@ -56,7 +56,9 @@ class Glove:
 
 def _make_glove(vectors: np.ndarray, words: list[str], source: str) -> Glove:
     if len(words) != len(vectors):
-        raise CourseError(f"{source} holds {len(words)} words but {len(vectors)} vectors: install or download it again.")
+        raise CourseError(
+            f"{source} holds {len(words)} words but {len(vectors)} vectors: install or download it again."
+        )
     return Glove(vectors, words, {word: i for i, word in enumerate(words)}, source)
 
 
@@ -101,6 +103,7 @@ def _load_package() -> Glove:
 
 def _parse_line(raw: bytes, number: int, dim: int | None, path: Path) -> tuple[str, np.ndarray]:
     """One ``word v1 ... vD`` line. The word is everything before the last ``dim`` numbers."""
+
     def malformed(why: str) -> CourseError:
         return CourseError(f"{path.name} line {number} {why}: is the file truncated or not in GloVe text format?")
 
@@ -230,8 +233,10 @@ def prepare_embedding_matrix(vocab: Vocabulary, folder: str | Path, glove: Glove
         matrix = np.load(path)
         if matrix.shape[0] == len(vocab) and read_json(meta_path).get("vocabulary") == _fingerprint(vocab):
             return matrix
-        print(f"{path.name} was made for another vocabulary ({matrix.shape[0]} rows, need {len(vocab)}): "
-              "rebuilding it as lesson 04 does.")
+        print(
+            f"{path.name} was made for another vocabulary ({matrix.shape[0]} rows, need {len(vocab)}): "
+            "rebuilding it as lesson 04 does."
+        )
     else:
         print(f"{path.name} not found in {folder}: building it as lesson 04 does.")
     glove = load_glove() if glove is None else glove

@@ -119,7 +119,9 @@ def imagenet_weights_file() -> Path:
                 f"or set CAPTION_CNN_WEIGHTS=none to use random weights (everything runs, captions get worse)."
             ) from None
     elif md5sum(path) != WEIGHTS_MD5:
-        raise CourseError(f"{path} is damaged (its MD5 is not {WEIGHTS_MD5}): delete it and run again to download it anew.")
+        raise CourseError(
+            f"{path} is damaged (its MD5 is not {WEIGHTS_MD5}): delete it and run again to download it anew."
+        )
     return path
 
 
@@ -236,8 +238,10 @@ def extract_features(
         arrays = [arrays[wanted] for _, arrays in parts]
         return FeatureSet(np.concatenate(arrays) if arrays else empty, images, skipped)
 
-    folders = {kind: feature_cache.open_cache(cache_folder(Path(cache_dir), weights, kind), recipe(weights, kind))
-               for kind in kinds}
+    folders = {
+        kind: feature_cache.open_cache(cache_folder(Path(cache_dir), weights, kind), recipe(weights, kind))
+        for kind in kinds
+    }
     for folder in folders.values():
         feature_cache.fold_parts(folder)
     folder = folders[wanted]
@@ -270,8 +274,14 @@ def _empty(kind: str) -> np.ndarray:
     return np.zeros((0, *shape), dtype)
 
 
-def _extract(paths: list[Path], weights: str, kinds: tuple[str, ...], batch_size: int, chunk_size: int,
-             save: Callable[[list[str], dict[str, np.ndarray]], None]) -> dict[str, str]:
+def _extract(
+    paths: list[Path],
+    weights: str,
+    kinds: tuple[str, ...],
+    batch_size: int,
+    chunk_size: int,
+    save: Callable[[list[str], dict[str, np.ndarray]], None],
+) -> dict[str, str]:
     """Run the pipeline over ``paths``, handing every ``chunk_size`` results to ``save``; return the skipped."""
     infos = {path: inspect_image(path) for path in paths}
     skipped = {path.name: info.problem for path, info in infos.items() if info.problem}
@@ -326,8 +336,9 @@ def dataset_features(
     would not fit in memory; ``grid=True`` the 7 x 7 grid before pooling (lesson 11).
     """
     paths = [dataset.image_path(image) for image in dataset.images()]
-    return extract_features(paths, weights=weights, cache_dir=dataset.features_dir, batch_size=batch_size,
-                            in_memory=in_memory, grid=grid)
+    return extract_features(
+        paths, weights=weights, cache_dir=dataset.features_dir, batch_size=batch_size, in_memory=in_memory, grid=grid
+    )
 
 
 def feature_store(dataset: Dataset, weights: str, *, dtype: str = "float32", batch_size: int = 32) -> FeatureSet:

@@ -50,7 +50,9 @@ FACTS = {
 
 def is_prepared(root: Path) -> bool:
     """Whether ``root`` holds the unpacked images, captions and split lists."""
-    return all(path.exists() for path in (root / IMAGES_FOLDER, root / TOKEN_FILE, *(root / f for f in SPLIT_FILES.values())))
+    return all(
+        path.exists() for path in (root / IMAGES_FOLDER, root / TOKEN_FILE, *(root / f for f in SPLIT_FILES.values()))
+    )
 
 
 def prepare_flickr8k(archives_dir: Path, root: Path, url: str) -> Path:

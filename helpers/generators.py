@@ -134,7 +134,9 @@ class CaptionPairs(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
 
-def teacher_forcing_arrays(captions: GroupedCaptions, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def teacher_forcing_arrays(
+    captions: GroupedCaptions, max_len: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole captions as three arrays, one row per caption (lesson 05).
 
     Returns ``image_rows`` (which image each caption belongs to, as a position in the
@@ -187,7 +189,9 @@ def caption_dataset(
     keys, _ = _grouped(captions)
     table = tf.constant(feature_rows(features, keys))
     image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
-    data = length_batches(image_rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
+    data = length_batches(
+        image_rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed
+    )
 
     def assemble(rows, words, target):
         return trimmed_batch(tf.gather(table, rows), words, target)
@@ -202,7 +206,14 @@ def trimmed_batch(image: tf.Tensor, words: tf.Tensor, target: tf.Tensor) -> tupl
 
 
 def length_batches(
-    image_rows: np.ndarray, inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, shuffle: bool, buckets: int, seed: int | None
+    image_rows: np.ndarray,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    buckets: int,
+    seed: int | None,
 ) -> tf.data.Dataset:
     """Batches of ``(image rows, words, targets)``, shuffled, grouped by caption length (lesson 05).
 

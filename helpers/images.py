@@ -117,7 +117,9 @@ def stamp(path: Path) -> list[int] | None:
     return [info.st_size, info.st_mtime_ns]
 
 
-def check_images(paths: Iterable[Path], record: Path | None = None, threads: int | None = None) -> dict[Path, ImageInfo]:
+def check_images(
+    paths: Iterable[Path], record: Path | None = None, threads: int | None = None
+) -> dict[Path, ImageInfo]:
     """:func:`check_image` of every path, remembering verdicts in ``record`` (JSON) (lesson 01).
 
     A file whose size and modification time match the record is not opened again; the
@@ -137,11 +139,19 @@ def check_images(paths: Iterable[Path], record: Path | None = None, threads: int
     if todo:
         with ThreadPoolExecutor(threads or min(8, os.cpu_count() or 1)) as pool:
             checked = pool.map(check_image, todo)
-            for path, info in tqdm(zip(todo, checked), total=len(todo), desc="checking images", unit="img",
-                                   disable=len(todo) < 500):
+            for path, info in tqdm(
+                zip(todo, checked), total=len(todo), desc="checking images", unit="img", disable=len(todo) < 500
+            ):
                 results[path] = info
     if record is not None and todo:
-        entries = {path.name: {"stamp": stamps[path], "problem": info.problem, "format": info.format,
-                               "orientation": info.orientation} for path, info in results.items()}
+        entries = {
+            path.name: {
+                "stamp": stamps[path],
+                "problem": info.problem,
+                "format": info.format,
+                "orientation": info.orientation,
+            }
+            for path, info in results.items()
+        }
         write_json(record, {**known, **entries})
     return results

@@ -60,7 +60,11 @@ def read_split_file(folder: Path) -> tuple[pd.DataFrame, Path, dict[str, str]]:
         if split is None:
             unknown.add(str(record.get("split")))
             continue
-        rows += [(record["filename"], s["raw"].strip(), split) for s in record.get("sentences", []) if s.get("raw", "").strip()]
+        rows += [
+            (record["filename"], s["raw"].strip(), split)
+            for s in record.get("sentences", [])
+            if s.get("raw", "").strip()
+        ]
     if unknown:
         print(f"Note: skipped images of unknown split(s) {sorted(unknown)} in {path.name}.")
     images_dir, subfolders = _karpathy_images(folder, path, records)
@@ -84,7 +88,8 @@ def _karpathy_images(folder: Path, path: Path, records: list[dict]) -> tuple[Pat
     how = (
         f"Flickr30k's images are not freely downloadable: request them at {FLICKR30K_PAGE} "
         f"(non-commercial research and teaching, Flickr terms of use), then "
-        if path.name == KARPATHY_DATASETS["flickr30k"] else ""
+        if path.name == KARPATHY_DATASETS["flickr30k"]
+        else ""
     )
     raise CourseError(f"{folder} has {path.name} but none of its images. {how}put the images in {where} and run again.")
 
@@ -129,4 +134,3 @@ def _download_coco_folder(root: Path, folder: str, url: str, size: int) -> None:
     (scratch / folder).rename(root / folder)
     shutil.rmtree(scratch, ignore_errors=True)
     archive.unlink()
-

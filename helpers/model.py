@@ -60,7 +60,9 @@ def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) ->
     )
     if embedding_matrix is not None:
         if embedding_matrix.shape != (vocab_size, EMBEDDING_DIM):
-            raise ValueError(f"embedding_matrix has shape {embedding_matrix.shape}, expected ({vocab_size}, {EMBEDDING_DIM})")
+            raise ValueError(
+                f"embedding_matrix has shape {embedding_matrix.shape}, expected ({vocab_size}, {EMBEDDING_DIM})"
+            )
         embedding.build((None, None))
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     return {
@@ -126,7 +128,17 @@ def build_captioner(vocab_size: int, max_len: int, embedding_matrix: np.ndarray 
 
 def captioner_from_sequence(sequence: keras.Model, max_len: int) -> Captioner:
     """Rebuild both views around a (loaded) sequence model's layers: no weights are copied."""
-    names = ("image_norm", "image_dropout", "image_dense", "embedding", "words_dropout", "lstm", "merge", "decoder_dense", "next_word")
+    names = (
+        "image_norm",
+        "image_dropout",
+        "image_dense",
+        "embedding",
+        "words_dropout",
+        "lstm",
+        "merge",
+        "decoder_dense",
+        "next_word",
+    )
     return _models({name: sequence.get_layer(name) for name in names}, max_len)
 
 

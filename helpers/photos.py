@@ -47,8 +47,10 @@ def fetch_photo(url: str, folder: str | Path) -> Path:
     problem = inspect_image(path).problem
     if problem:
         path.unlink()
-        raise CourseError(f"{url} did not give an image: {problem}. Use the address of the image itself "
-                          "(right-click the picture > Copy image address).")
+        raise CourseError(
+            f"{url} did not give an image: {problem}. Use the address of the image itself "
+            "(right-click the picture > Copy image address)."
+        )
     return path
 
 
@@ -69,7 +71,9 @@ def save_upload(name: str, content: bytes, folder: str | Path) -> Path:
     return path
 
 
-def caption_files(paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1) -> tuple[dict[str, str], dict[str, str]]:
+def caption_files(
+    paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1
+) -> tuple[dict[str, str], dict[str, str]]:
     """Caption image files: ``({path: caption}, {path: why it was skipped})`` (lesson 08).
 
     The images become ResNet50 features made the way the model's training features were

@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import ModuleType
+from typing import IO
 
 #: The lines :func:`import_tensorflow` drops, matched against each whole line.
 BANNER = (

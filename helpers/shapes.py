@@ -20,16 +20,23 @@ SHAPES_VERSION = "1"
 SHAPES_SIZE = 224
 SHAPES_SPLIT = {"train": 700, "dev": 150, "test": 150}
 COLOURS = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
-    "yellow": (240, 210, 40), "purple": (140, 60, 180), "orange": (245, 140, 30),
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (240, 210, 40),
+    "purple": (140, 60, 180),
+    "orange": (245, 140, 30),
 }
 BACKGROUNDS = {"white": (245, 245, 245), "black": (20, 20, 20), "gray": (128, 128, 128)}
 SHAPES = ("circle", "square", "triangle")
 SIZES = {"small": 26, "large": 46}  # radius in pixels
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
 POSITIONS = {
-    "top left": (0.28, 0.28), "top right": (0.72, 0.28), "center": (0.5, 0.5),
-    "bottom left": (0.28, 0.72), "bottom right": (0.72, 0.72),
+    "top left": (0.28, 0.28),
+    "top right": (0.72, 0.28),
+    "center": (0.5, 0.5),
+    "bottom left": (0.28, 0.72),
+    "bottom right": (0.72, 0.72),
 }
 ONE_SHAPE = (
     "a {size} {colour} {shape} in the {position}",

@@ -134,8 +134,9 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as readable JSON, atomically."""
-        write_json(path, {"min_count": self.min_count, "max_len": self.max_len,
-                          "words": self.words, "counts": self.counts})
+        write_json(
+            path, {"min_count": self.min_count, "max_len": self.max_len, "words": self.words, "counts": self.counts}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
@@ -164,13 +165,17 @@ def _cached_text(folder: Path, dataset: Dataset, min_count: int) -> tuple[pd.Dat
         dataset.captions[columns].astype(str).reset_index(drop=True)
     )
     if not same or vocab.min_count != min_count:
-        print(f"The saved captions in {folder} were made from other captions or another min_count: "
-              "rebuilding them as lesson 02 does.")
+        print(
+            f"The saved captions in {folder} were made from other captions or another min_count: "
+            "rebuilding them as lesson 02 does."
+        )
         return None
     return table, vocab
 
 
-def prepare_text(dataset: Dataset, min_count: int = 10, folder: str | Path | None = None) -> tuple[pd.DataFrame, Vocabulary]:
+def prepare_text(
+    dataset: Dataset, min_count: int = 10, folder: str | Path | None = None
+) -> tuple[pd.DataFrame, Vocabulary]:
     """Cleaned captions and vocabulary, read from ``folder`` or built as in lesson 02.
 
     Returns the captions table with an added column ``tokens`` (the cleaned, wrapped

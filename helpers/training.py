@@ -186,17 +186,23 @@ def train(
     """
     folder = Path(folder)
     if classic and input_length(captioner) is None:
-        raise CourseError("classic=True trains the prefix model on (image, prefix) pairs: only the merge captioner has one.")
+        raise CourseError(
+            "classic=True trains the prefix model on (image, prefix) pairs: only the merge captioner has one."
+        )
     model = captioner.prefix if classic else captioner.sequence
     history = _resume(model, folder, resume)
     done = len(history["loss"])
     if finished(history, epochs, patience):
-        print(f"Already trained: {folder / 'history.json'} lists {done} epochs (train with resume=False to start over).")
+        print(
+            f"Already trained: {folder / 'history.json'} lists {done} epochs (train with resume=False to start over)."
+        )
     else:
         if done:
             print(f"Resuming from {_checkpoint(folder, done)}: epoch {done + 1} of {epochs}.")
         size = batch_size or (IMAGES_PER_BATCH if classic else BATCH_SIZE)
-        train_data, dev_data = _data(captioner, features, train_captions, dev_captions, classic, size, seed, make_dataset)
+        train_data, dev_data = _data(
+            captioner, features, train_captions, dev_captions, classic, size, seed, make_dataset
+        )
         model.fit(
             train_data,
             validation_data=dev_data,
@@ -213,11 +219,15 @@ def train(
         )
     best = int(np.argmin(history["val_loss"])) + 1
     _load_checkpoint(model, _checkpoint(folder, best))
-    print(f"Lowest dev loss {history['val_loss'][best - 1]:.4f} after epoch {best} of {len(history['loss'])}: using those weights.")
+    print(
+        f"Lowest dev loss {history['val_loss'][best - 1]:.4f} after epoch {best} of {len(history['loss'])}: using those weights."
+    )
     return history
 
 
-def _data(captioner, features, train_captions, dev_captions, classic: bool, size: int, seed: int | None, make_dataset) -> tuple:
+def _data(
+    captioner, features, train_captions, dev_captions, classic: bool, size: int, seed: int | None, make_dataset
+) -> tuple:
     """Training and dev batches: the fast path (``make_dataset``), or the classic generator of (image, prefix) pairs."""
     max_len = input_length(captioner)
     if classic:

@@ -37,8 +37,13 @@ def last_line(error: CellExecutionError) -> str:
 
 def run(notebook: Path, out_dir: Path) -> float:
     nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", config=KERNEL_CONFIG,
-                            resources={"metadata": {"path": str(notebook.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        config=KERNEL_CONFIG,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
     start = time.perf_counter()
     try:
         client.execute()

@@ -50,7 +50,8 @@ import sys
 
 KEEP_ON_DRIVE = False  # Colab: True keeps the course's data on your Google Drive, so the next lesson continues from it
 if "google.colab" in sys.modules:
-    !test -d /content/course/helpers || (rm -rf /content/course && git clone --quiet --depth 1 {repo_url()} /content/course)
+    REPOSITORY = "{repo_url()}"
+    !test -d /content/course/helpers || (rm -rf /content/course && git clone --quiet --depth 1 {{REPOSITORY}} /content/course)
     %pip install --quiet {packages}
     sys.path.insert(0, "/content/course")
 

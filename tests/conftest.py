@@ -75,16 +75,27 @@ def untrained_bundle(folder: Path | None = None, never_ends: bool = False) -> Pa
         kernel, bias = next_word.get_weights()
         bias[vocab.end_id] = -1e4
         next_word.set_weights([kernel, bias])
-    return save_bundle(captioner, vocab, folder or settings.artifacts_dir, dataset=settings.dataset_key,
-                       fast=settings.fast, cnn_weights=settings.cnn_weights)
+    return save_bundle(
+        captioner,
+        vocab,
+        folder or settings.artifacts_dir,
+        dataset=settings.dataset_key,
+        fast=settings.fast,
+        cnn_weights=settings.cnn_weights,
+    )
 
 
 def configured_dataset(name: str, images_dir: Path, rows: list[tuple[str, str, str]]) -> Dataset:
     """A Dataset of ``(image, caption, split)`` rows whose artifacts go where the configured settings say."""
     settings = get_settings()
     table = pd.DataFrame(rows, columns=["image", "caption", "split"])
-    return Dataset(name, images_dir, table, artifacts_root=settings.base_dir / "artifacts" / name,
-                   variant=variant(settings.fast, settings.cnn_weights))
+    return Dataset(
+        name,
+        images_dir,
+        table,
+        artifacts_root=settings.base_dir / "artifacts" / name,
+        variant=variant(settings.fast, settings.cnn_weights),
+    )
 
 
 @dataclass

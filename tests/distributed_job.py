@@ -25,8 +25,8 @@ strategy = distribute.strategy_from_environment()  # before any other TensorFlow
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from conftest import MAX_LEN, VOCAB, synthetic_task  # noqa: E402  (tests/ is this script's folder)
 
+from conftest import MAX_LEN, VOCAB, synthetic_task  # noqa: E402  (tests/ is this script's folder)
 from helpers.generators import caption_dataset  # noqa: E402
 from helpers.training import train  # noqa: E402
 
@@ -39,7 +39,9 @@ class Snapshot(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         replicas = [strategy.experimental_local_results(weight.value) for weight in self.model.weights]
-        result["replicas_agree"] = all(np.array_equal(values[0].numpy(), other.numpy()) for values in replicas for other in values)
+        result["replicas_agree"] = all(
+            np.array_equal(values[0].numpy(), other.numpy()) for values in replicas for other in values
+        )
         result["local_replicas"] = len(replicas[0])
         np.savez(out / f"weights-{index}.npz", *[values[0].numpy() for values in replicas])
 
@@ -58,10 +60,20 @@ if mode == "worker-unfixed":  # what Keras does on its own (tests/test_compat.py
 else:
     captioner = distribute.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=rate)
 with strategy.scope():
-    before = captioner.sequence.evaluate(caption_dataset(features, dev_captions, batch_size=batch, shuffle=False), verbose=0)
+    before = captioner.sequence.evaluate(
+        caption_dataset(features, dev_captions, batch_size=batch, shuffle=False), verbose=0
+    )
     history = train(
-        captioner, features, train_captions, dev_captions,
-        folder=out / f"run-{index}", epochs=2, batch_size=batch, seed=0, callbacks=(Snapshot(),), verbose=0,
+        captioner,
+        features,
+        train_captions,
+        dev_captions,
+        folder=out / f"run-{index}",
+        epochs=2,
+        batch_size=batch,
+        seed=0,
+        callbacks=(Snapshot(),),
+        verbose=0,
     )
 result.update(replicas=strategy.num_replicas_in_sync, dev_before=float(before), **history)
 (out / f"result-{index}.json").write_text(json.dumps(result))

@@ -47,8 +47,9 @@ def shuffle_weights(captioner, seed: int = 1) -> None:
     model.set_weights([w + rng.normal(scale=0.1, size=w.shape) for w in model.get_weights()])
     norm = model.get_layer("region_norm")
     gamma, beta, mean, variance = (w.shape for w in norm.get_weights())
-    norm.set_weights([rng.uniform(0.5, 2, gamma), rng.normal(size=beta),
-                      rng.normal(size=mean), rng.uniform(0.5, 2, variance)])
+    norm.set_weights(
+        [rng.uniform(0.5, 2, gamma), rng.normal(size=beta), rng.normal(size=mean), rng.uniform(0.5, 2, variance)]
+    )
 
 
 def test_alphas_sum_to_one_and_padding_changes_nothing_before_it():

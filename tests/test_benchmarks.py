@@ -88,7 +88,18 @@ def test_full_size_captions_are_flickr8k_like():
 def test_bench_writes_a_report(tmp_path):
     out = tmp_path / "RESULTS.md"
     env = {**os.environ, "BENCHMARKS_WORK": str(tmp_path / "work")}
-    command = [sys.executable, "-m", "benchmarks", "--small", "--only", "glove", "--glove-words", "20000", "--output", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--small",
+        "--only",
+        "glove",
+        "--glove-words",
+        "20000",
+        "--output",
+        str(out),
+    ]
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     report = out.read_text()
     assert "## Machine" in report and "TensorFlow / Keras" in report and "SMALL" in report
@@ -101,6 +112,11 @@ def test_bench_writes_a_report(tmp_path):
 
 
 def test_unknown_stage_is_refused():
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "glove,speed"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "glove,speed"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "unknown stage(s) speed" in done.stderr

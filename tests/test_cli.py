@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import untrained_bundle
 from PIL import Image
 
+from conftest import untrained_bundle
 from helpers.cli import main
 from helpers.config import get_settings
 from helpers.text import Vocabulary
@@ -47,14 +47,19 @@ def test_caption_of_a_missing_file_exits_1_with_one_line_and_no_traceback(course
 
     result = subprocess.run(
         [sys.executable, "-m", "helpers", "caption", str(missing), "--model", str(bundle)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     # stderr also holds TensorFlow's own start-up log lines; ours is the one naming the file
-    assert [line for line in result.stderr.splitlines() if "no such photo" in line] == [f"skipped {missing}: file not found"]
+    assert [line for line in result.stderr.splitlines() if "no such photo" in line] == [
+        f"skipped {missing}: file not found"
+    ]
 
 
 def test_doctor_reports_the_configured_dataset_and_caches(course_dir, capsys, monkeypatch):
@@ -71,7 +76,9 @@ def test_doctor_reports_the_configured_dataset_and_caches(course_dir, capsys, mo
 
     out = capsys.readouterr().out
     report = {line.split("]")[1].split()[0]: line for line in out.splitlines() if line.startswith("  [")}
-    assert report["dataset"].startswith("  [x] dataset shapes") and str(settings.data_dir / "shapes") in report["dataset"]
+    assert (
+        report["dataset"].startswith("  [x] dataset shapes") and str(settings.data_dir / "shapes") in report["dataset"]
+    )
     assert "flickr8k" not in "".join(report.values()).lower()  # not the dataset configured
     assert report["ResNet50"].startswith("  [-]") and "not needed" in report["ResNet50"]
     assert report["image"].startswith("  [x]") and "(3 images)" in report["image"]

@@ -16,7 +16,9 @@ def test_keep_on_drive_mounts_and_points_the_data_folder_there(tmp_path, monkeyp
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     mounted = []
-    folder = colab.keep_on_drive(mounted.append, folder=str(tmp_path / "MyDrive" / "course"), unpack_to=str(tmp_path / "vm"))
+    folder = colab.keep_on_drive(
+        mounted.append, folder=str(tmp_path / "MyDrive" / "course"), unpack_to=str(tmp_path / "vm")
+    )
     assert mounted == ["/content/drive"] and folder.is_dir()
     from helpers.config import get_settings
 
@@ -35,8 +37,13 @@ def test_the_next_lesson_on_a_new_vm_continues_from_drive(tmp_path, monkeypatch,
     """Lesson 07 on one VM, lesson 08 on another: the second captions test images without extracting or training."""
     small = functools.partial(shapes.make_shapes, split={"train": 40, "dev": 10, "test": 10})
     monkeypatch.setattr(datasets, "make_shapes", small)
-    for name, value in {"CAPTION_DATASET": "shapes", "CAPTION_CNN_WEIGHTS": "none", "CAPTION_FAST": "1",
-                        "CAPTION_DATA_DIR": str(tmp_path / "drive"), "CAPTION_UNPACK_DIR": str(tmp_path / "vm1")}.items():
+    for name, value in {
+        "CAPTION_DATASET": "shapes",
+        "CAPTION_CNN_WEIGHTS": "none",
+        "CAPTION_FAST": "1",
+        "CAPTION_DATA_DIR": str(tmp_path / "drive"),
+        "CAPTION_UNPACK_DIR": str(tmp_path / "vm1"),
+    }.items():
         monkeypatch.setenv(name, value)
     trained = course.prepare_model()
     assert "No trained model" in capsys.readouterr().out

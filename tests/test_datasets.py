@@ -8,16 +8,20 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import jpeg_bytes
 from PIL import Image
 
+from conftest import jpeg_bytes
 from helpers import datasets, flickr8k, images, shapes
 from helpers.datasets import Dataset, load_dataset, read_token_file
 from helpers.errors import CourseError
 from helpers.shapes import make_shapes
 
 BOGUS = "2258277193_586949ec62.jpg.1"
-SPLIT = {"train": ["img_0.jpg", "img_1.jpg", "img_2.jpg", "img_3.jpg"], "dev": ["img_4.jpg", "img_5.jpg"], "test": ["img_6.jpg"]}
+SPLIT = {
+    "train": ["img_0.jpg", "img_1.jpg", "img_2.jpg", "img_3.jpg"],
+    "dev": ["img_4.jpg", "img_5.jpg"],
+    "test": ["img_6.jpg"],
+}
 UNSPLIT = "img_7.jpg"  # like Flickr8k's 91 images that are in no split list
 
 
@@ -187,7 +191,9 @@ def test_kaggle_layout(tmp_path, course_dir, with_splits):
 
 
 def test_unknown_dataset_is_one_line(course_dir):
-    with pytest.raises(CourseError, match=r"not a dataset name \(flickr8k, shapes, flickr30k, coco\) nor an existing folder"):
+    with pytest.raises(
+        CourseError, match=r"not a dataset name \(flickr8k, shapes, flickr30k, coco\) nor an existing folder"
+    ):
         load_dataset("/no/such/folder")
 
 
@@ -251,8 +257,13 @@ def broken_files(images: Path) -> dict[str, str]:
     (images / "iphone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
     photo.save(images / "really_a_png.jpg", format="PNG")
     photo.convert("CMYK").save(images / "cmyk.jpg")
-    return {"empty.jpg": "empty file", "truncated.jpg": "truncated", "notes.jpg": "not an image file",
-            "page.jpg": "web page", "iphone.jpg": "HEIC"}
+    return {
+        "empty.jpg": "empty file",
+        "truncated.jpg": "truncated",
+        "notes.jpg": "not an image file",
+        "page.jpg": "web page",
+        "iphone.jpg": "HEIC",
+    }
 
 
 def test_a_kaggle_folder_with_broken_files_loads_without_them(tmp_path, course_dir, capsys):
@@ -302,6 +313,8 @@ def test_a_second_colab_vm_unpacks_from_the_archives_on_drive(flickr_server, mon
     requests = sum(len(route.requests) for route in server.routes.values())
     monkeypatch.setenv("CAPTION_UNPACK_DIR", str(tmp_path / "vm2"))  # a new VM: its disk is empty
     second = load_dataset()
-    assert second.images_dir == tmp_path / "vm2" / "flickr8k" / "Flicker8k_Dataset" and second.images() == first.images()
+    assert (
+        second.images_dir == tmp_path / "vm2" / "flickr8k" / "Flicker8k_Dataset" and second.images() == first.images()
+    )
     assert sum(len(route.requests) for route in server.routes.values()) == requests  # nothing downloaded again
     assert (drive / "artifacts" / "flickr8k" / "image-check.json").exists()  # the verdicts live on Drive too

@@ -147,7 +147,9 @@ def test_greedy_falls_into_the_trap_and_beam_search_does_not(abc_vocab, trap):
 
 
 def test_greedy_equals_beam_search_of_width_1(abc_vocab, trap, memory_model, random_captioner):
-    assert beam_search(trap, abc_vocab, one_hot_images([0]), beam_width=1) == greedy(trap, abc_vocab, one_hot_images([0]))
+    assert beam_search(trap, abc_vocab, one_hot_images([0]), beam_width=1) == greedy(
+        trap, abc_vocab, one_hot_images([0])
+    )
     images = one_hot_images(list(range(8)))
     assert beam_search(memory_model, SMALL, images, beam_width=1) == greedy(memory_model, SMALL, images)
     captioner, vocab = random_captioner
@@ -232,10 +234,16 @@ def chain():
 
 def test_the_chain_model_writes_captions_of_different_lengths(chain):
     captioner, vocab = chain
-    assert greedy(captioner, vocab, one_hot_images([5, 0, 3])) == ["six", "one two three four five six", "four five six"]
+    assert greedy(captioner, vocab, one_hot_images([5, 0, 3])) == [
+        "six",
+        "one two three four five six",
+        "four five six",
+    ]
 
 
-@pytest.mark.parametrize("decode", [greedy, lambda *a, **k: beam_search(*a, beam_width=3, **k)], ids=["greedy", "beam3"])
+@pytest.mark.parametrize(
+    "decode", [greedy, lambda *a, **k: beam_search(*a, beam_width=3, **k)], ids=["greedy", "beam3"]
+)
 def test_batched_decoding_equals_one_image_at_a_time(chain, random_captioner, decode):
     for captioner, vocab, features in (
         (*chain, one_hot_images([2, 5, 0, 4, 1, 3, 0])),

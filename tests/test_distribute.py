@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import configured_dataset
 from PIL import Image
 
+from conftest import configured_dataset
 from helpers import distribute
 from helpers import features as feature_module
 from helpers.cli import main
@@ -53,15 +53,24 @@ def test_features_on_disk_equal_the_in_memory_ones(course_dir, monkeypatch):
     half = feature_module.feature_store(dataset, "none", dtype="float16")
     half_file, full_file = Path(half.features.filename), Path(store.features.filename)
     assert half.features.dtype == np.float16 and half_file.stat().st_size < 0.6 * full_file.stat().st_size
-    np.testing.assert_array_equal(half.features[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16))
-    np.testing.assert_array_equal(half.lookup(in_memory.images), in_memory.features.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(
+        half.features[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16)
+    )
+    np.testing.assert_array_equal(
+        half.lookup(in_memory.images), in_memory.features.astype(np.float16).astype(np.float32)
+    )
     made = half_file.stat().st_mtime_ns
-    assert Path(feature_module.feature_store(dataset, "none", dtype="float16").features.filename).stat().st_mtime_ns == made
+    assert (
+        Path(feature_module.feature_store(dataset, "none", dtype="float16").features.filename).stat().st_mtime_ns
+        == made
+    )
     with pytest.raises(CourseError, match="No features"):
         store.lookup(["broken.jpg"])
 
 
-def synthetic_store(folder: Path, images: list[str], dtype: str) -> tuple[feature_module.FeatureSet, dict[str, np.ndarray]]:
+def synthetic_store(
+    folder: Path, images: list[str], dtype: str
+) -> tuple[feature_module.FeatureSet, dict[str, np.ndarray]]:
     vectors = np.random.default_rng(0).random((len(images), 2048), dtype=np.float32) * 10
     np.save(folder / f"features-{dtype}.npy", vectors.astype(dtype))
     store = feature_module.FeatureSet(np.load(folder / f"features-{dtype}.npy", mmap_mode="r"), images)
@@ -136,7 +145,9 @@ def check_learned(result: dict) -> None:
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(course_dir, tmp_path):
-    run = subprocess.run([sys.executable, str(JOB), "mirrored", str(tmp_path)], capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [sys.executable, str(JOB), "mirrored", str(tmp_path)], capture_output=True, text=True, timeout=180
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     result = read_result(tmp_path, 0)
     check_learned(result)
@@ -150,7 +161,9 @@ def test_multi_worker_strategy_with_two_workers_on_loopback(course_dir, tmp_path
     check_learned(first)
     assert first["local_replicas"] == 1 and first["loss"] == second["loss"] and first["val_loss"] == second["val_loss"]
     with np.load(tmp_path / "weights-0.npz") as a, np.load(tmp_path / "weights-1.npz") as b:
-        assert len(a.files) == 14  # image_norm (4), embedding, image_dense (2), lstm (3), decoder_dense (2), next_word (2)
+        assert (
+            len(a.files) == 14
+        )  # image_norm (4), embedding, image_dense (2), lstm (3), decoder_dense (2), next_word (2)
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
 
@@ -194,4 +207,6 @@ def test_train_command_runs_the_whole_chain_on_a_karpathy_folder(course_dir, mon
     assert "1 replica(s): global batch 16" in capsys.readouterr().out
     bundle = load_bundle(get_settings().artifacts_dir / "distributed")
     assert bundle.info["replicas"] == 1 and bundle.info["global_batch"] == 16
-    assert (course_dir / "artifacts" / "tiny-karpathy" / "features" / "resnet50-none-224" / "features-float16.npy").exists()
+    assert (
+        course_dir / "artifacts" / "tiny-karpathy" / "features" / "resnet50-none-224" / "features-float16.npy"
+    ).exists()

@@ -77,7 +77,7 @@ def test_coverage_on_a_hand_checked_vocabulary(glove) -> None:
 
 # ---------------------------------------------------------------- GloVe text files
 
-GLOVE_TEXT = "the 0.418 0.24968 -0.41242\ncaf\u00e9 1 2 3\r\n\"\" -1e-3 0 2.5\n"
+GLOVE_TEXT = 'the 0.418 0.24968 -0.41242\ncaf\u00e9 1 2 3\r\n"" -1e-3 0 2.5\n'
 
 
 def test_text_file_loading(tmp_path) -> None:

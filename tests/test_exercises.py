@@ -68,13 +68,20 @@ def test_exercise_solutions_run(notebook: Path):
     blocks = solutions(nb)
     for number, code in blocks:
         nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"exercise": number}))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(notebook.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
     client.execute()
     errors = [
         f"{notebook.name}, {'exercise ' + str(cell.metadata['exercise']) if 'exercise' in cell.metadata else 'lesson cell'}: "
         f"{output.ename}: {output.evalue}\n{cell.source[:300]}"
-        for cell in nb.cells if cell.cell_type == "code"
-        for output in cell.get("outputs", []) if output.output_type == "error"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.output_type == "error"
     ]
     assert not errors, "\n\n".join(errors)

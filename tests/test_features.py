@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import configured_dataset
 from PIL import Image
 
+from conftest import configured_dataset
 from helpers import feature_cache, features
 from helpers.errors import CourseError
 
@@ -210,10 +210,22 @@ def make_bad_images(folder: Path) -> dict[str, Path]:
     """One file of each bad kind, plus the clean images some of them are made from."""
     folder.mkdir(parents=True)
     source = picture(7)
-    paths = {name: folder / name for name in (
-        "source.png", "corrupt.jpg", "truncated.jpg", "gray.jpg", "gray.png", "gray_rgb.png",
-        "rgba.png", "cmyk.jpg", "png_content.jpg", "png_content.png", "missing.jpg",
-    )}
+    paths = {
+        name: folder / name
+        for name in (
+            "source.png",
+            "corrupt.jpg",
+            "truncated.jpg",
+            "gray.jpg",
+            "gray.png",
+            "gray_rgb.png",
+            "rgba.png",
+            "cmyk.jpg",
+            "png_content.jpg",
+            "png_content.png",
+            "missing.jpg",
+        )
+    }
     source.save(paths["source.png"])
     paths["corrupt.jpg"].write_bytes(np.random.default_rng(0).bytes(3000))
     source.save(folder / "whole.jpg", quality=90)
@@ -279,7 +291,12 @@ def test_dataset_features_skips_unreadable_images_and_caches_in_the_dataset_fold
     images_dir = tmp_path / "images"
     good_images(images_dir, 2)
     (images_dir / "broken.jpg").write_bytes(b"this is not a JPEG")
-    rows = [("good_00.jpg", "a", "train"), ("good_00.jpg", "b", "train"), ("good_01.jpg", "c", "dev"), ("broken.jpg", "d", "test")]
+    rows = [
+        ("good_00.jpg", "a", "train"),
+        ("good_00.jpg", "b", "train"),
+        ("good_01.jpg", "c", "dev"),
+        ("broken.jpg", "d", "test"),
+    ]
     result = features.dataset_features(configured_dataset("tiny", images_dir, rows), "none")
     assert result.images == ["good_00.jpg", "good_01.jpg"]
     assert "broken.jpg" in result.skipped
@@ -291,9 +308,15 @@ def test_exif_rotated_photo_gives_the_features_of_the_upright_photo(tmp_path):
     upright = picture(3).resize((96, 64))
     upright.save(tmp_path / "upright.jpg", quality=95)
     paths = [tmp_path / "upright.jpg"]
-    undo = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_270}
+    undo = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
     for tag, stored in undo.items():  # what a camera stores so that turning by `tag` shows `upright`
         exif = Image.Exif()
         exif[0x0112] = tag
@@ -306,7 +329,9 @@ def test_exif_rotated_photo_gives_the_features_of_the_upright_photo(tmp_path):
         turned = result.lookup([f"tag{tag}.jpg"])[0]
         cosine = turned @ base / np.linalg.norm(turned) / np.linalg.norm(base)
         assert cosine > 0.999, (tag, cosine)
-    sideways = features.extract_features([tmp_path / "tag6.jpg"]).features[0]  # the check can fail: ignoring the tag differs
+    sideways = features.extract_features([tmp_path / "tag6.jpg"]).features[
+        0
+    ]  # the check can fail: ignoring the tag differs
     stored_only = tmp_path / "no_tag.jpg"
     upright.transpose(undo[6]).save(stored_only, quality=95)
     plain = features.extract_features([stored_only]).features[0]
@@ -332,7 +357,12 @@ def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
         features.build_extractor("imagenet")
     message = str(caught.value)
     assert "\n" not in message
-    for fix in ("connect to the internet", features.WEIGHTS_FILE, str(keras_home / "models"), "CAPTION_CNN_WEIGHTS=none"):
+    for fix in (
+        "connect to the internet",
+        features.WEIGHTS_FILE,
+        str(keras_home / "models"),
+        "CAPTION_CNN_WEIGHTS=none",
+    ):
         assert fix in message
 
 

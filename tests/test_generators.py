@@ -83,7 +83,9 @@ def test_classic_generator_covers_every_pair_once_per_epoch_in_a_new_order():
 def test_classic_generator_takes_mappings_and_one_hot_targets():
     captions = {"b.jpg": [[1, 5, 2]], "a.jpg": [[1, 6, 7, 2], [1, 8, 2]]}
     features = {"a.jpg": np.full(2048, 1.0, "float32"), "b.jpg": np.full(2048, 2.0, "float32")}
-    generator = CaptionPairs(features, captions, MAX_LEN, images_per_batch=2, one_hot=True, vocab_size=VOCAB, shuffle=False)
+    generator = CaptionPairs(
+        features, captions, MAX_LEN, images_per_batch=2, one_hot=True, vocab_size=VOCAB, shuffle=False
+    )
     x, y = generator[0]
     assert y.shape == (7, VOCAB) and y.dtype == np.float32
     np.testing.assert_array_equal(y.argmax(axis=1), [5, 2, 6, 7, 2, 8, 2])
@@ -127,7 +129,10 @@ def test_fast_dataset_buckets_similar_lengths():
     real = np.count_nonzero(targets)
 
     def padding_share(buckets):
-        total = sum(int(np.prod(y.shape)) for _, y in caption_dataset(numbered_features(200), captions, batch_size=16, buckets=buckets, seed=0))
+        total = sum(
+            int(np.prod(y.shape))
+            for _, y in caption_dataset(numbered_features(200), captions, batch_size=16, buckets=buckets, seed=0)
+        )
         return 1 - real / total
 
     assert padding_share(5) < 0.6 * padding_share(1)

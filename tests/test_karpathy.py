@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import jpeg_bytes
 
+from conftest import jpeg_bytes
 from helpers import karpathy
 from helpers.datasets import fast_subset, load_dataset, read_karpathy
 from helpers.errors import CourseError
@@ -116,17 +116,21 @@ def karpathy_server(file_server, course_dir, monkeypatch):
     """Karpathy's zip and the two COCO image archives, tiny, on 127.0.0.1."""
     file_server.add(
         "/caption_datasets.zip",
-        zipped({
-            "dataset_coco.json": json.dumps(split_file("coco", coco=True)).encode(),
-            "dataset_flickr30k.json": json.dumps(split_file()).encode(),
-            "dataset_flickr8k.json": b"{}",
-        }),
+        zipped(
+            {
+                "dataset_coco.json": json.dumps(split_file("coco", coco=True)).encode(),
+                "dataset_flickr30k.json": json.dumps(split_file()).encode(),
+                "dataset_flickr8k.json": b"{}",
+            }
+        ),
     )
     for folder in ("train2014", "val2014"):
         members = {f"{sub}/{name}": jpeg_bytes() for name, _, sub, _ in RECORDS[:-1] if sub == folder}
         file_server.add(f"/{folder}.zip", zipped(members), mode="flaky" if folder == "val2014" else "ok")
     monkeypatch.setattr(karpathy, "KARPATHY_URL", f"{file_server.url}/caption_datasets.zip")
-    monkeypatch.setattr(karpathy, "COCO_IMAGES", {f: (f"{file_server.url}/{f}.zip", 1000) for f in ("train2014", "val2014")})
+    monkeypatch.setattr(
+        karpathy, "COCO_IMAGES", {f: (f"{file_server.url}/{f}.zip", 1000) for f in ("train2014", "val2014")}
+    )
     return file_server
 
 

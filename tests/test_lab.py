@@ -126,21 +126,29 @@ def _stop(lab: Lab) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on the lessons, with the CI settings for its kernels; always stopped afterwards."""
     home = tmp_path_factory.mktemp("lab")
-    runtime, config, data, ipython, course = (home / name for name in ("runtime", "config", "data", "ipython", "course"))
+    runtime, config, data, ipython, course = (
+        home / name for name in ("runtime", "config", "data", "ipython", "course")
+    )
     for folder in (runtime, config, data, ipython, course):
         folder.mkdir()
     token = secrets.token_hex(16)
-    env = os.environ | CI_SETTINGS | {
-        "CAPTION_DATA_DIR": str(course),
-        "JUPYTER_RUNTIME_DIR": str(runtime),
-        "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTER_DATA_DIR": str(data),
-        "IPYTHONDIR": str(ipython),
-        "JUPYTER_TOKEN": token,
-    }
+    env = (
+        os.environ
+        | CI_SETTINGS
+        | {
+            "CAPTION_DATA_DIR": str(course),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "JUPYTER_CONFIG_DIR": str(config),
+            "JUPYTER_DATA_DIR": str(data),
+            "IPYTHONDIR": str(ipython),
+            "JUPYTER_TOKEN": token,
+        }
+    )
     log = home / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(_lab_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _lab_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     lab = Lab(url="", token=token, process=process, log=log)
     try:
         lab.url = _wait_until_it_answers(process, runtime, token, log)
@@ -167,20 +175,45 @@ class CellRun:
     outputs: list[dict]
 
     def text(self, name: str) -> str:
-        return "".join(o["content"]["text"] for o in self.outputs if o["msg_type"] == "stream" and o["content"]["name"] == name)
+        return "".join(
+            o["content"]["text"] for o in self.outputs if o["msg_type"] == "stream" and o["content"]["name"] == name
+        )
 
 
 def _execute_request(code: str, session: str) -> dict:
     msg_id = uuid.uuid4().hex
-    header = {"msg_id": msg_id, "msg_type": "execute_request", "session": session, "username": "test", "version": "5.3", "date": ""}
-    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
-    return {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}
+    header = {
+        "msg_id": msg_id,
+        "msg_type": "execute_request",
+        "session": session,
+        "username": "test",
+        "version": "5.3",
+        "date": "",
+    }
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    return {
+        "header": header,
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "channel": "shell",
+        "buffers": [],
+    }
 
 
 async def run_cells(lab: Lab, kernel_id: str, sources: list[str]) -> list[CellRun]:
     """Run code cells one after the other over the kernel's websocket, as JupyterLab does."""
     ws_url = lab.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
-    connection = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {lab.token}"}, connect_timeout=30))
+    connection = await websocket_connect(
+        HTTPRequest(ws_url, headers={"Authorization": f"token {lab.token}"}, connect_timeout=30)
+    )
     session = uuid.uuid4().hex
     runs = []
     try:
@@ -235,18 +268,29 @@ def _chromium(lab: Lab, profile: Path, *options: str) -> subprocess.CompletedPro
     """Headless Chromium on lesson 01 in JupyterLab, with a fresh profile and no calls home."""
     url = f"{lab.url}/lab/tree/{FIRST_LESSON.name}?token={lab.token}"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-    flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+    flags += [
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
     flags += [f"--user-data-dir={profile}", "--window-size=1280,900", "--virtual-time-budget=30000"]
     return subprocess.run([CHROMIUM, *flags, *options, url], capture_output=True, text=True, timeout=90)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: `apt-get install chromium` (Debian) to check the rendered page")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no headless browser: `apt-get install chromium` (Debian) to check the rendered page"
+)
 def test_lesson_renders_in_a_browser(lab: Lab, tmp_path: Path):
     page = _chromium(lab, tmp_path / "profile-dom", "--dump-dom")
     assert page.returncode == 0, page.stderr[-3000:]
-    assert re.search(r'class="[^"]*\bjp-Notebook\b', page.stdout), f"no notebook on the page:\n{page.stdout[-3000:]}\n{lab.server_log()}"
-    assert re.search(r"<h1[^>]*>(<[^>]*>)*Lesson 01 · Data exploration", page.stdout), "the title, rendered from the lesson's Markdown"
+    assert re.search(r'class="[^"]*\bjp-Notebook\b', page.stdout), (
+        f"no notebook on the page:\n{page.stdout[-3000:]}\n{lab.server_log()}"
+    )
+    assert re.search(r"<h1[^>]*>(<[^>]*>)*Lesson 01 · Data exploration", page.stdout), (
+        "the title, rendered from the lesson's Markdown"
+    )
     assert not re.search(r'class="[^"]*\bjp-Dialog(?![\w-])', page.stdout), "a dialog opened (a kernel or file problem)"
     assert not re.search(r'class="[^"]*lm-TabBar-tab[^"]*jp-mod-dirty', page.stdout), "opening the lesson modified it"
     screenshot = tmp_path / "lesson01.png"  # kept with pytest's temporary folders, to look at

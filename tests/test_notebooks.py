@@ -39,7 +39,9 @@ def test_committed_without_outputs(notebook):
 
 
 def test_badges_and_setup_cells_in_step():
-    result = subprocess.run([sys.executable, "scripts/sync_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/sync_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -51,7 +53,9 @@ def test_lesson_frame(notebook):
     assert "**Goal:**" in first and "**Time:**" in first and "**You will learn**" in first
     assert "## Setup" in text and "## Summary" in text and "## Exercises" in text
     exercises = text.split("## Exercises", 1)[1]
-    assert len(re.findall(r"\*\*\d+\. \((easy|medium|open-ended)\)\*\*", exercises)) >= 3, "at least three graded exercises"
+    assert len(re.findall(r"\*\*\d+\. \((easy|medium|open-ended)\)\*\*", exercises)) >= 3, (
+        "at least three graded exercises"
+    )
     assert exercises.count("<details>") >= 3, "solutions folded in <details>"
     assert "**Next:**" in text or notebook.name.startswith("10_"), "a link to the next lesson"
     code = [c for c in cells(notebook) if c["cell_type"] == "code"]

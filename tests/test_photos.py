@@ -6,9 +6,9 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import jpeg_bytes, untrained_bundle
 from PIL import Image
 
+from conftest import jpeg_bytes, untrained_bundle
 from helpers.bundle import load_bundle
 from helpers.errors import CourseError
 from helpers.photos import caption_files, fetch_photo, photos_in, save_upload, url_file_name

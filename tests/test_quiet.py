@@ -33,7 +33,9 @@ REAL = [
 def test_only_the_banner_counts_as_banner():
     assert all(is_banner(line) for line in BANNER)
     assert not any(is_banner(line) for line in REAL)
-    assert is_banner(b"2024-08-10 09:16:11.569780: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on. More.")
+    assert is_banner(
+        b"2024-08-10 09:16:11.569780: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on. More."
+    )
 
 
 def fake_tensorflow(folder: Path, body: str) -> Path:
@@ -56,7 +58,9 @@ def test_real_errors_written_during_the_import_still_come_through(tmp_path: Path
     written = "".join(f"os.write(2, {line!r})\n" for line in lines) + "print('from Python', file=sys.stderr)\n"
     result = import_quietly(fake_tensorflow(tmp_path, written))
     assert result.returncode == 0, result.stderr
-    assert result.stderr == REAL[0] + REAL[1] + b"from Python\nafter\n", "everything but the banner, in order, then fd 2 restored"
+    assert result.stderr == REAL[0] + REAL[1] + b"from Python\nafter\n", (
+        "everything but the banner, in order, then fd 2 restored"
+    )
 
 
 def test_a_failing_import_restores_stderr_and_shows_the_error(tmp_path: Path):
@@ -75,7 +79,9 @@ def test_nothing_is_held_back_when_all_logs_are_asked_for(tmp_path: Path):
 
 def test_works_without_any_stderr(tmp_path: Path):
     code = "import os\nos.close(2)\nimport helpers.quiet as q\nprint(q.import_tensorflow().MARK)\n"
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(fake_tensorflow(tmp_path, "MARK = 'imported'\n")), str(ROOT)])}
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(fake_tensorflow(tmp_path, "MARK = 'imported'\n")), str(ROOT)])
+    }
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0 and result.stdout == "imported\n", result
 
@@ -84,7 +90,10 @@ def first_cells(notebook: Path) -> nbformat.NotebookNode:
     """The lesson cut down to its setup cell and its config cell."""
     nb = nbformat.read(notebook, as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    nb.cells = [next(c for c in code if "helpers.setup(" in c.source), next(c for c in code if "get_settings()" in c.source)]
+    nb.cells = [
+        next(c for c in code if "helpers.setup(" in c.source),
+        next(c for c in code if "get_settings()" in c.source),
+    ]
     return nb
 
 
@@ -95,7 +104,9 @@ def test_setup_and_config_cells_write_nothing_to_stderr(tmp_path: Path, monkeypa
     monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as in a learner's fresh kernel
     nb = first_cells(FIRST_LESSON)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(FIRST_LESSON.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(FIRST_LESSON.parent)}}
+    ).execute()
     outputs = [output for cell in nb.cells for output in cell.outputs]
     stderr = [output.text for output in outputs if output.get("name") == "stderr"]
     assert not stderr, "".join(stderr)
@@ -108,6 +119,8 @@ def test_setup_and_config_cells_write_nothing_to_stderr(tmp_path: Path, monkeypa
 def test_setup_in_a_terminal_prints_only_the_version_line():
     code = "import helpers; helpers.setup()"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.startswith("Python ") and result.stdout.count("\n") == 1, result.stdout

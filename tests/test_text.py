@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import configured_dataset
 from PIL import Image
 
+from conftest import configured_dataset
 from helpers.datasets import Dataset, load_dataset
 from helpers.errors import CourseError
 from helpers.text import END, PAD, START, Vocabulary, clean_caption, prepare_text, wrap
@@ -181,4 +181,11 @@ def test_a_dataset_loaded_by_path_writes_into_its_own_folder(tmp_path, course_di
     prepare_text(data, min_count=1)
     assert (course_dir / "artifacts" / "My-Photos" / "random-cnn" / "vocab.json").exists()
     assert flickr8k_cache.read_text() == "the learner's Flickr8k vocabulary"
-    assert sorted(p.name for p in folder.rglob("*")) == ["Images", "captions.txt", "p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"]
+    assert sorted(p.name for p in folder.rglob("*")) == [
+        "Images",
+        "captions.txt",
+        "p0.jpg",
+        "p1.jpg",
+        "p2.jpg",
+        "p3.jpg",
+    ]

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MAX_LEN, VOCAB, synthetic_task
 
+from conftest import MAX_LEN, VOCAB, synthetic_task
 from helpers.bundle import load_bundle, save_bundle
 from helpers.errors import CourseError
 from helpers.generators import CaptionPairs, caption_dataset
@@ -61,10 +61,21 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
             raise KeyboardInterrupt
 
     first = fresh_captioner()
-    spy = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: at_epoch_end.update({epoch: first.sequence.get_weights()}))
+    spy = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: at_epoch_end.update({epoch: first.sequence.get_weights()})
+    )
     stopper = keras.callbacks.LambdaCallback(on_epoch_begin=stop_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(first, features, train_captions, dev_captions, folder=tmp_path, epochs=4, batch_size=32, callbacks=(spy, stopper))
+        train(
+            first,
+            features,
+            train_captions,
+            dev_captions,
+            folder=tmp_path,
+            epochs=4,
+            batch_size=32,
+            callbacks=(spy, stopper),
+        )
     assert len(json.loads((tmp_path / "history.json").read_text())["loss"]) == 2
     (tmp_path / "checkpoints" / "epoch-03.keras").write_bytes(b"half-written")  # a crash mid-save
 
@@ -76,7 +87,9 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
         ),
         on_epoch_begin=lambda epoch, logs: begun.setdefault("epochs", []).append(epoch),
     )
-    history = train(second, features, train_captions, dev_captions, folder=tmp_path, epochs=4, batch_size=32, callbacks=(watch,))
+    history = train(
+        second, features, train_captions, dev_captions, folder=tmp_path, epochs=4, batch_size=32, callbacks=(watch,)
+    )
     assert begun["epochs"] == [2, 3]  # continued with the third epoch
     for loaded, saved in zip(begun["weights"], at_epoch_end[1]):
         np.testing.assert_array_equal(loaded, saved)
@@ -89,7 +102,9 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
     # run once more (a notebook cell run twice): nothing is trained, the best weights come back
     third = build_captioner(VOCAB, MAX_LEN)
     never = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: pytest.fail("trained again"))
-    assert train(third, features, train_captions, dev_captions, folder=tmp_path, epochs=4, callbacks=(never,)) == history
+    assert (
+        train(third, features, train_captions, dev_captions, folder=tmp_path, epochs=4, callbacks=(never,)) == history
+    )
     for mine, theirs in zip(third.sequence.get_weights(), second.sequence.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
 
@@ -109,7 +124,9 @@ def test_classic_mode_trains_the_shared_weights(task, tmp_path):
     features, train_captions, dev_captions = task
     captioner = fresh_captioner()
     untrained = dev_loss(captioner, features, dev_captions)
-    history = train(captioner, features, train_captions, dev_captions, folder=tmp_path, epochs=2, batch_size=8, classic=True, seed=0)
+    history = train(
+        captioner, features, train_captions, dev_captions, folder=tmp_path, epochs=2, batch_size=8, classic=True, seed=0
+    )
     # the prefix model was fitted on the classic pairs and kept its best epoch's weights...
     pairs = CaptionPairs(features, dev_captions, MAX_LEN, images_per_batch=8, shuffle=False)
     assert captioner.prefix.evaluate(pairs, verbose=0) == pytest.approx(min(history["val_loss"]), abs=1e-4)
@@ -141,7 +158,17 @@ def test_train_makes_its_batches_with_the_given_function(task, tmp_path):
         calls.append((captions, options))
         return caption_dataset(features, captions, **options)
 
-    train(fresh_captioner(), features, train_captions, dev_captions, folder=tmp_path, epochs=1, batch_size=32, seed=0, make_dataset=spy)
+    train(
+        fresh_captioner(),
+        features,
+        train_captions,
+        dev_captions,
+        folder=tmp_path,
+        epochs=1,
+        batch_size=32,
+        seed=0,
+        make_dataset=spy,
+    )
     assert [captions for captions, _ in calls] == [train_captions, dev_captions]
     assert calls[0][1] == {"batch_size": 32, "max_len": MAX_LEN, "seed": 0}
     assert calls[1][1] == {"batch_size": 32, "max_len": MAX_LEN, "shuffle": False}
