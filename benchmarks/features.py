@@ -68,18 +68,23 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
 
     from helpers import features
     from helpers.config import get_settings
+    from helpers.precision import machine_precision
 
     paths = image_paths(images, workload)
     weights = get_settings().cnn_weights
+    precision = machine_precision(get_settings().precision)  # the pipeline and the model alone alike
     if method == "loop":
         model = features.build_extractor(weights)
         per_image_loop(paths[:2], model)  # warm up: predict's first call builds its function
         run = lambda: per_image_loop(paths, model)  # noqa: E731
     elif method == "pipeline":
-        features.extract_features(paths[:batch_size], weights=weights, batch_size=batch_size)  # warm up: trace
-        run = lambda: features.extract_features(paths, weights=weights, batch_size=batch_size)  # noqa: E731
+        features.extract_features(
+            paths[:batch_size], weights=weights, batch_size=batch_size, precision=precision
+        )  # trace
+        run = lambda: features.extract_features(paths, weights=weights, batch_size=batch_size, precision=precision)  # noqa: E731
     else:
-        forward = features.extractor_function(weights)
+        course = features.extractor_function(weights, precision=precision)
+        forward = lambda batch: course(batch)["pooled"]  # noqa: E731
         decoded = np.stack([features.load_image(str(p)).numpy() for p in paths[:DECODED]])
         blocks = [tf.constant(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size)]
         cycle, left = [], images
@@ -99,6 +104,7 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
         "method": method,
         "name": METHODS[method],
         "weights": weights,
+        "precision": "float32" if method == "loop" else precision,
         "images": images,
         "seconds": best[0],
         "images_per_s": images / best[0],

@@ -71,7 +71,7 @@ def _prefetch_dataset(settings: Settings) -> str:
 
 
 def _prefetch_weights(settings: Settings) -> str:
-    from helpers.features import imagenet_weights_file
+    from helpers.extractor import imagenet_weights_file
 
     if settings.cnn_weights == "none":
         return "CAPTION_CNN_WEIGHTS=none: random weights, nothing to download"
@@ -171,12 +171,12 @@ def _device() -> str:
 
 def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
     """``{what: (ok, where, what to do if not ok)}`` for the configured course; ok None = not needed."""
-    from helpers import bundle, datasets, embeddings, feature_cache, features
+    from helpers import bundle, datasets, embeddings, extractor, feature_cache, features
 
     if settings.cnn_weights == "none":
         weights = (None, "not needed: CAPTION_CNN_WEIGHTS=none (random weights)", "")
     else:
-        path = features.imagenet_weights_path()
+        path = extractor.imagenet_weights_path()
         weights = (
             path.exists(),
             str(path),

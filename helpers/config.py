@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,10 @@ class Settings:
     def __str__(self) -> str:
         rows = [f"{var:<22}{_shown(getattr(self, field))}" for var, (field, _, _) in VARIABLES.items()]
         rows += [f"{'-> downloads':<22}{self.data_dir}", f"{'-> artifacts':<22}{self.artifacts_dir}"]
+        if "tensorflow" in sys.modules:  # the choice depends on the GPUs, which only TensorFlow lists
+            from helpers.precision import describe_machine
+
+            rows.append(f"{'-> features in':<22}{describe_machine(self.precision)}")
         return "Course settings (change one with os.environ[...] before get_settings())\n  " + "\n  ".join(rows)
 
     def _repr_pretty_(self, printer, cycle) -> None:  # how IPython shows it in a notebook

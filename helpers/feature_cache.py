@@ -80,7 +80,7 @@ def open_cache(folder: Path, recipe: dict) -> Path:
         write_json(meta, recipe)
         return folder
     found = read_json(meta)
-    if found != recipe:
+    if {key: found.get(key) for key in recipe} != recipe:
         differ = "; ".join(
             f"{key} {found.get(key)!r} there, {value!r} here"
             for key, value in recipe.items()
@@ -91,6 +91,13 @@ def open_cache(folder: Path, recipe: dict) -> Path:
             f"delete that folder (or set CAPTION_DATA_DIR elsewhere) and run again."
         )
     return folder
+
+
+def note_precision(folder: Path, precision: str) -> None:
+    """Add ``precision`` to the precisions ``meta.json`` says the rows were computed in (``computed_in``)."""
+    meta = read_json(folder / "meta.json")
+    if precision not in meta.get("computed_in", []):
+        write_json(folder / "meta.json", {**meta, "computed_in": sorted({*meta.get("computed_in", []), precision})})
 
 
 def is_complete(folder: Path) -> bool:

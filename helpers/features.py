@@ -1,9 +1,10 @@
 """Image features from a pretrained ResNet50, batched, cached and resumable (introduced in lesson 03).
 
 Every image becomes one 2048-number vector: ResNet50 without its classification layer,
-global-average-pooled. :func:`extract_features` runs a ``tf.data`` pipeline (parallel
-read, decode, EXIF orientation and resize, batching, prefetch) into the model called
-through a ``tf.function``, so the model never waits for JPEG decoding.
+global-average-pooled (:mod:`helpers.extractor`). :func:`extract_features` runs a
+``tf.data`` pipeline (parallel read, decode, EXIF orientation and resize, batching,
+prefetch) into the extractor compiled as a ``tf.function``, so the model never waits for
+JPEG decoding, in the precision the machine computes fastest (:mod:`helpers.precision`).
 
 Datasets arrive checked (:func:`helpers.datasets.load_dataset` leaves unreadable images
 out); this module still guards itself, for images given by path: a header check
@@ -16,12 +17,14 @@ can (TIFF, HEIC with pillow-heif) go through a PNG copy in a temporary folder.
 
 With ``cache_dir`` the features are cached on disk (:mod:`helpers.feature_cache`), one
 folder per recipe (``resnet50-imagenet-224``): features made with other weights are never
-reused, an interrupted extraction resumes where it stopped.
+reused, an interrupted extraction resumes where it stopped. The precision is not part of
+the recipe: bfloat16, float16 and float32 features agree to a cosine of 0.9999 or better
+(``tests/test_precision.py``), so a cache filled on a Colab GPU serves a laptop too;
+``meta.json`` lists the precisions its rows were computed in.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -33,123 +36,31 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from helpers import feature_cache
-from helpers.config import CNN_WEIGHTS, get_settings
+from helpers.config import get_settings
 from helpers.datasets import Dataset
-from helpers.download import download, md5sum
 from helpers.errors import CourseError
+from helpers.extractor import (  # noqa: F401  (re-exported: lessons 03 and 11 import them from here)
+    FEATURE_SIZE,
+    IMAGE_SIZE,
+    REGIONS,
+    SEED,
+    _extractor_function,
+    build_extractor,
+    check_weights,
+    extractor_function,
+)
 from helpers.feature_cache import FeatureSet
 from helpers.images import PIL_ONLY_FORMATS, check_image, inspect_image, open_rgb
+from helpers.precision import machine_precision
 
-IMAGE_SIZE = (224, 224)
-FEATURE_SIZE = 2048
-#: ResNet50's last convolutional block at 224 x 224: a 7 x 7 grid of regions (lesson 11).
-REGIONS = 49
 #: The kinds of features: one image's row shape and how it is stored. ``pooled`` is the
 #: average of the 49 ``grid`` vectors (lesson 03); lesson 11's attention reads the grid.
 KINDS = {"pooled": ((FEATURE_SIZE,), np.float32), "grid": ((REGIONS, FEATURE_SIZE), np.float16)}
-#: Seed of the random ResNet50 weights (CAPTION_CNN_WEIGHTS=none): same image, same vector.
-SEED = 0
 PREPROCESSING = (
     "decode_image to RGB, EXIF orientation applied, resize to 224x224 (bilinear, antialiased), "
     "resnet50.preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted, no scaling)"
 )
 CACHE_FORMAT = 2
-
-WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
-WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/resnet/{WEIGHTS_FILE}"
-
-
-# ---------------------------------------------------------------- the model
-
-
-def check_weights(weights: str) -> str:
-    """``weights`` in lower case, checked to be 'imagenet' or 'none'."""
-    if weights.lower() not in CNN_WEIGHTS:
-        raise CourseError(f"CNN weights must be 'imagenet' or 'none', got {weights!r}.")
-    return weights.lower()
-
-
-def build_extractor(weights: str) -> keras.Model:
-    """ResNet50 without its top, average-pooled: (batch, 224, 224, 3) -> (batch, 2048) (lesson 03).
-
-    ``weights`` is 'imagenet' or 'none' (random weights, seeded so the same image always
-    gives the same vector). Built once per process.
-    """
-    return _build_extractor(check_weights(weights))
-
-
-@functools.cache
-def _build_extractor(weights: str) -> keras.Model:
-    model = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg", input_shape=(*IMAGE_SIZE, 3))
-    if weights == "imagenet":
-        model.load_weights(imagenet_weights_file())
-    else:
-        _seed_weights(model, SEED)
-    return model
-
-
-def _seed_weights(model: keras.Model, seed: int) -> None:
-    """Re-draw every convolution kernel from a seeded Glorot initializer (biases and batch norms start constant)."""
-    for number, layer in enumerate(model.layers):
-        if isinstance(layer, keras.layers.Conv2D):
-            layer.kernel.assign(keras.initializers.GlorotUniform(seed=seed + number)(layer.kernel.shape))
-
-
-def imagenet_weights_path() -> Path:
-    """Where Keras keeps the ResNet50 ImageNet weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-    return home / "models" / WEIGHTS_FILE
-
-
-def imagenet_weights_file() -> Path:
-    """Path of Keras' cached ResNet50 ImageNet weights (no top), downloaded on first use (lesson 03).
-
-    When the file is missing and cannot be downloaded, raises one CourseError with the three fixes.
-    """
-    path = imagenet_weights_path()
-    if not path.exists():
-        try:
-            download(WEIGHTS_URL, path, md5=WEIGHTS_MD5, desc="ResNet50 ImageNet weights")
-        except (CourseError, OSError) as error:
-            raise CourseError(
-                f"The ResNet50 ImageNet weights are not in {path.parent} and cannot be downloaded ({error}). "
-                f"Fix it one of three ways: connect to the internet once and run again; "
-                f"or copy {WEIGHTS_FILE} (MD5 {WEIGHTS_MD5}) into {path.parent}; "
-                f"or set CAPTION_CNN_WEIGHTS=none to use random weights (everything runs, captions get worse)."
-            ) from None
-    elif md5sum(path) != WEIGHTS_MD5:
-        raise CourseError(
-            f"{path} is damaged (its MD5 is not {WEIGHTS_MD5}): delete it and run again to download it anew."
-        )
-    return path
-
-
-def extractor_function(weights: str, kinds: tuple[str, ...] = ("pooled",)) -> Callable[[tf.Tensor], dict]:
-    """The extractor as a ``tf.function`` over (batch, 224, 224, 3) float32 batches (lesson 03).
-
-    Calling the model this way, batch after batch, avoids ``model.predict``'s per-call
-    overhead; the fixed input signature means one trace for every batch size. It returns
-    ``{"pooled": (batch, 2048)}``, and with ``"grid"`` among ``kinds`` also the 7 x 7 grid
-    before pooling as ``(batch, 49, 2048)`` (lesson 11): one pass of the network for both.
-    """
-    return _extractor_function(check_weights(weights), tuple(kinds))
-
-
-@functools.cache
-def _extractor_function(weights: str, kinds: tuple[str, ...]) -> Callable[[tf.Tensor], dict]:
-    model = _build_extractor(weights)
-    signature = [tf.TensorSpec((None, *IMAGE_SIZE, 3), tf.float32)]
-    if "grid" not in kinds:
-        return tf.function(lambda batch: {"pooled": model(batch, training=False)}, input_signature=signature)
-    grid_model = keras.Model(model.input, model.get_layer("conv5_block3_out").output)  # the same layers, before pooling
-
-    def forward(batch):
-        grid = grid_model(batch, training=False)
-        return {"pooled": tf.reduce_mean(grid, axis=[1, 2]), "grid": tf.reshape(grid, (-1, REGIONS, FEATURE_SIZE))}
-
-    return tf.function(forward, input_signature=signature)
-
 
 # ---------------------------------------------------------------- images in
 
@@ -207,6 +118,7 @@ def extract_features(
     chunk_size: int = 512,
     in_memory: bool = True,
     grid: bool = False,
+    precision: str | None = None,
 ) -> FeatureSet:
     """ResNet50 features of the readable images among ``paths``, unreadable ones skipped (lesson 03).
 
@@ -223,8 +135,14 @@ def extract_features(
     ``grid=True`` (lesson 11) gives the 7 x 7 grid before pooling, ``(n, 49, 2048)`` stored
     as float16, from a cache folder of its own; the pooled cache gets the same pass's
     pooled vectors of any image it lacks.
+
+    ``precision`` is CAPTION_PRECISION's 'auto' (the fastest this machine has: see
+    :func:`helpers.precision.choose_precision`) or 'float32', or a precision itself
+    ('bfloat16', 'float16'); None reads CAPTION_PRECISION.
     """
-    weights = check_weights(weights or get_settings().cnn_weights)
+    settings = get_settings() if weights is None or precision is None else None  # the entry point's defaults
+    weights = check_weights(weights or settings.cnn_weights)
+    precision = machine_precision(precision or settings.precision)
     paths = [Path(p) for p in paths]
     kinds = ("pooled", "grid") if grid else ("pooled",)
     wanted = kinds[-1]
@@ -233,7 +151,7 @@ def extract_features(
         raise CourseError("in_memory=False memory-maps the feature cache: give a cache_dir too.")
     if cache_dir is None:
         parts: list[tuple[list[str], dict]] = []
-        skipped = _extract(paths, weights, kinds, batch_size, chunk_size, lambda *part: parts.append(part))
+        skipped = _extract(paths, weights, kinds, precision, batch_size, chunk_size, lambda *part: parts.append(part))
         images = [name for names, _ in parts for name in names]
         arrays = [arrays[wanted] for _, arrays in parts]
         return FeatureSet(np.concatenate(arrays) if arrays else empty, images, skipped)
@@ -258,7 +176,10 @@ def extract_features(
         for kind, kind_folder in folders.items():  # a pooled row it has already is left out when folding
             feature_cache.save_part(kind_folder, names, arrays[kind])
 
-    skipped = _extract(pending, weights, kinds, batch_size, chunk_size, save)
+    if pending:
+        for kind_folder in folders.values():
+            feature_cache.note_precision(kind_folder, precision)
+    skipped = _extract(pending, weights, kinds, precision, batch_size, chunk_size, save)
     for kind_folder in folders.values():
         feature_cache.fold_parts(kind_folder)
         feature_cache.remember_unreadable(kind_folder, pending, skipped)
@@ -278,6 +199,7 @@ def _extract(
     paths: list[Path],
     weights: str,
     kinds: tuple[str, ...],
+    precision: str,
     batch_size: int,
     chunk_size: int,
     save: Callable[[list[str], dict[str, np.ndarray]], None],
@@ -288,7 +210,7 @@ def _extract(
     readable = [path for path, info in infos.items() if not info.problem]
     if not readable:
         return skipped
-    forward = _extractor_function(weights, kinds)
+    forward = _extractor_function(weights, kinds, precision)
     names: list[str] = []
     blocks: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
     done: set[int] = set()

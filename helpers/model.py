@@ -12,6 +12,8 @@ sequence model's loss ignores padding explicitly with ``ignore_class=0``.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -155,4 +157,35 @@ def load_captioner(path: str | Path, max_len: int, compile: bool = True) -> Capt
 
     ``compile=False`` loads it for inference only, without the optimizer state saved with it.
     """
-    return captioner_from_sequence(keras.models.load_model(path, compile=compile), max_len)
+    try:
+        sequence = keras.models.load_model(path, compile=compile)
+    except (TypeError, ValueError):  # e.g. a file from a newer Keras, with layer options this one does not know
+        sequence = _rebuild_from_archive(path)
+    return captioner_from_sequence(sequence, max_len)
+
+
+def _rebuild_from_archive(path: str | Path) -> keras.Model:
+    """The sequence model built from this module's layers, with the weights of the ``.keras`` file at ``path``.
+
+    A file saved by a newer Keras can hold layer options an older one cannot read (Keras
+    3.15 writes ``renorm`` into BatchNormalization's config, which Keras 3.10 rejects: a
+    model trained locally, continued on Colab). The layers are the course's own, so only
+    the weights are taken from the file.
+    """
+    from helpers.errors import CourseError
+
+    with zipfile.ZipFile(path) as archive:
+        saved = json.loads(archive.read("metadata.json")).get("keras_version", "unknown")
+        layers_saved = json.loads(archive.read("config.json"))["config"]["layers"]
+    config = {layer["config"]["name"]: layer["config"] for layer in layers_saved}
+    parts = build_layers(config["next_word"]["units"])
+    parts["embedding"].trainable = config["embedding"].get("trainable", True)
+    sequence = _models(parts, max_len=1).sequence
+    try:
+        sequence.load_weights(path)
+    except ValueError:
+        raise CourseError(
+            f"{path} was saved by Keras {saved}, which this Keras ({keras.__version__}) cannot read: "
+            "train the model again here (lesson 07) or use a newer Keras."
+        ) from None
+    return sequence

@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from conftest import configured_dataset
-from helpers import feature_cache, features
+from helpers import extractor, feature_cache, features
 from helpers.errors import CourseError
+from helpers.precision import machine_precision
 
 SIZE = (96, 72)
 
@@ -114,7 +115,7 @@ def test_cache_made_with_other_weights_is_not_reused(tmp_path, monkeypatch):
 
     # Asking for ImageNet features never returns the random ones: it needs the real weights.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
-    monkeypatch.setattr(features, "download", offline_download)
+    monkeypatch.setattr(extractor, "download", offline_download)
     with pytest.raises(CourseError, match="ImageNet weights"):
         features.extract_features(paths, weights="imagenet", cache_dir=cache)
 
@@ -130,7 +131,7 @@ def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
     paths = good_images(tmp_path / "images", 8)
     whole = features.extract_features(paths, cache_dir=tmp_path / "whole", batch_size=2, chunk_size=4)
 
-    real = features.extractor_function("none")
+    real = features.extractor_function("none", precision=machine_precision("auto"))  # what extract_features runs
     calls = []
 
     def interrupted_on_batch_4(*args):
@@ -352,14 +353,14 @@ def offline_download(url, dest, md5=None, desc=None):
 def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
     keras_home = tmp_path / "empty-keras"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    monkeypatch.setattr(features, "download", offline_download)  # never the network
+    monkeypatch.setattr(extractor, "download", offline_download)  # never the network
     with pytest.raises(CourseError) as caught:
         features.build_extractor("imagenet")
     message = str(caught.value)
     assert "\n" not in message
     for fix in (
         "connect to the internet",
-        features.WEIGHTS_FILE,
+        extractor.WEIGHTS_FILE,
         str(keras_home / "models"),
         "CAPTION_CNN_WEIGHTS=none",
     ):
@@ -369,7 +370,7 @@ def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
 def test_damaged_imagenet_weights_file_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / features.WEIGHTS_FILE).write_bytes(b"half a file")
+    (tmp_path / "models" / extractor.WEIGHTS_FILE).write_bytes(b"half a file")
     with pytest.raises(CourseError, match="damaged"):
         features.build_extractor("imagenet")
 
