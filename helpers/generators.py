@@ -6,8 +6,8 @@ A caption ``startseq a dog runs endseq`` teaches the model four things: after
 * The **classic generator** (:class:`CaptionPairs`) spells every such pair out: one
   ``(image features, right-padded prefix) -> next word`` row per word, for the *prefix
   model*. It is what tutorials in the wild show.
-* The **fast path** (:func:`caption_dataset`) hands the *sequence model* whole captions
-  (teacher forcing): inputs ``tokens[:-1]``, targets ``tokens[1:]``. One pass over a
+* The **fast path** (:func:`caption_dataset`) hands the *sequence model* whole captions:
+  inputs ``tokens[:-1]``, targets ``tokens[1:]`` (both paths use teacher forcing). One pass over a
   caption computes every pair of it at once, batched by ``tf.data`` without Python in
   the loop.
 

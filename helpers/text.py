@@ -1,6 +1,7 @@
 """Caption cleaning and the vocabulary (introduced in lesson 02).
 
-Every caption is cleaned the way the classic Flickr8k tutorials clean it, then wrapped in
+Every caption is cleaned with the classic Flickr8k tutorials' rules (except that "a" is kept:
+they drop every 1-letter word), then wrapped in
 ``startseq ... endseq``. The vocabulary keeps the words seen at least ``min_count`` times
 in the *training* captions only: counting dev or test captions would leak the answers of
 the evaluation into the model.
