@@ -40,12 +40,13 @@ from benchmarks.workload import FULL_IMAGES, WORK, make_workload
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PARTIAL = WORK / "RESULTS-partial.md"
-STAGES = ("features", "training", "decoding", "glove", "course")
+STAGES = ("features", "precision", "training", "decoding", "glove", "course")
 #: Sizes at Flickr8k scale and for --small: (option, full, small, help).
 SIZES = [
     ("workload", FULL_IMAGES, 200, "images of the synthetic workload (features and course stages)"),
     ("feature_images", 512, 64, "images for the feature pipeline and the model alone"),
     ("feature_loop_images", 128, 16, "images for the per-image predict loop"),
+    ("precision_images", 256, 32, "images for float32 vs the chosen precision (and their agreement)"),
     ("captions", 30_000, 2_000, "training captions of the training stage"),
     ("train_epochs", 1, 1, "epochs of the training stage"),
     ("decode_images", 1000, 100, "images for the batched decoders"),
@@ -101,6 +102,11 @@ def stage_features(o) -> dict:
     }
 
 
+def stage_precision(o) -> dict:
+    """Feature extraction in float32 and in the precision auto picks here, each in its own process (benchmarks/precision.py)."""
+    return run_side("precision", "--images", o.precision_images, "--workload", o.workload, "--rounds", 1)
+
+
 def stage_training(o) -> dict:
     """Classic generator and fast path, each in its own process."""
     args = ["--captions", o.captions, "--epochs", o.train_epochs]
@@ -122,12 +128,18 @@ def stage_glove(o) -> dict:
 
 
 def stage_course(o) -> dict:
-    """The whole course in one process."""
-    return run_side("course", "--workload", o.workload, "--epochs", o.course_epochs)
+    """The whole course in one process, as CAPTION_PRECISION=auto runs it; then again in float32 throughout."""
+    auto = run_side("course", "--workload", o.workload, "--epochs", o.course_epochs)
+    settle()
+    float32 = run_side(
+        "course", "--workload", o.workload, "--epochs", o.course_epochs, env={"CAPTION_PRECISION": "float32"}
+    )
+    return {**auto, "float32": float32}
 
 
 RUNNERS = {
     "features": stage_features,
+    "precision": stage_precision,
     "training": stage_training,
     "decoding": stage_decoding,
     "glove": stage_glove,
@@ -165,6 +177,32 @@ def summary_rows(r: dict) -> list[tuple]:
                 f"{pipe / model:.0%}",
                 "≥ 90 %",
                 verdict(pipe / model >= 0.9),
+            )
+        )
+    if "precision" in r and len(r["precision"]["runs"]) > 2:
+        runs, fit = r["precision"]["runs"], r["precision"]["agreement"]
+        reduced = next(side for side in runs if side not in ("float32", "float32-unfolded"))
+        f32, low = runs["float32"][0]["model_cpu_ms"], runs[reduced][0]["model_cpu_ms"]
+        rows.append(
+            (
+                "features, " + reduced,
+                "CPU ms/image (model)",
+                f"{f32:.1f} (float32)",
+                f"{low:.1f}",
+                f"{f32 / low:.1f}x",
+                "≥ 1.8x",
+                verdict(f32 / low >= 1.8),
+            )
+        )
+        rows.append(
+            (
+                "features, " + reduced,
+                "lowest cosine to float32",
+                "",
+                f"{fit[reduced]['min_cosine']:.6f}",
+                "",
+                "≥ 0.9999",
+                verdict(fit[reduced]["min_cosine"] >= 0.9999),
             )
         )
     if "training" in r:
@@ -337,6 +375,45 @@ def details(r: dict, o, loads: dict) -> list[str]:
             "model-only speed. The model is the course's `extractor_function`; the per-image loop runs the model as "
             "`build_extractor` returns it.",
         ]
+    if "precision" in r:
+        from benchmarks.precision import side_name
+
+        runs, fit = r["precision"]["runs"], r["precision"]["agreement"]
+        section(
+            "precision",
+            "Feature extraction in reduced precision (benchmarks/precision.py)",
+            f"The first {o.precision_images} JPEGs of the workload; each side in its own process after a warm-up that "
+            "traces and optimises it. The model alone runs on images decoded beforehand; the pipeline adds decoding. "
+            f"The CPU's bfloat16 flags: {', '.join(r['precision'].get('cpu_flags') or ['none'])}; auto here: "
+            f"{r['precision'].get('auto', '?')}. Agreement over every image with the float32 features: the lowest "
+            "cosine, the largest relative error of a vector, the lowest cosine of the centred vectors (the float32 "
+            "mean over the images subtracted from both: what tells random-weight vectors apart).",
+        )
+        out += table(
+            [
+                "side",
+                "model images/s",
+                "model CPU ms/image",
+                "pipeline images/s",
+                "pipeline CPU ms/image",
+                "min cosine",
+                "max relative error",
+                "min centred cosine",
+            ],
+            [
+                (
+                    side_name(side),
+                    f"{x[0]['model_images_per_s']:.1f}",
+                    f"{x[0]['model_cpu_ms']:.1f}",
+                    f"{x[0]['pipeline_images_per_s']:.1f}",
+                    f"{x[0]['pipeline_cpu_ms']:.1f}",
+                    f"{fit[side]['min_cosine']:.6f}",
+                    f"{fit[side]['max_relative_error']:.1e}",
+                    f"{fit[side]['min_centred_cosine']:.4f}",
+                )
+                for side, x in runs.items()
+            ],
+        )
     if "training" in r:
         t = r["training"]
         section(
@@ -451,11 +528,11 @@ def details(r: dict, o, loads: dict) -> list[str]:
             "The summary's course figure is features + training + greedy test captions (with the text and GloVe steps); "
             "the classic estimate replaces those three by the classic rates measured above.",
         )
-        out += table(
-            ["step", "seconds"],
-            [(name, f"{c['seconds'][step]:.1f}") for step, name in STEPS.items()]
-            + [("**total**", f"**{c['total_s']:.1f}** ({c['total_s'] / 60:.1f} min)")],
-        )
+        rows = [
+            (name, f"{c['seconds'][step]:.1f}", f"{c['float32']['seconds'][step]:.1f}") for step, name in STEPS.items()
+        ]
+        totals = [f"**{x['total_s']:.1f}** ({x['total_s'] / 60:.1f} min)" for x in (c, c["float32"])]
+        out += table(["step", "seconds (CAPTION_PRECISION=auto)", "seconds (float32)"], rows + [("**total**", *totals)])
     return out
 
 

@@ -185,13 +185,13 @@ def main() -> None:
                 runs[side].append(run_side("precision", "--side", side, *common, "--features", f"{scratch}/{side}.npy"))
         vectors = {side: np.load(f"{scratch}/{side}.npy") for side in runs}
     agreements = {side: agreement(found, vectors["float32"]) for side, found in vectors.items()}
-    write_json(args.json, {"runs": runs, "agreement": agreements})
+    bf16_flags = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
+    auto = precision.describe("auto", flags, gpus)
+    write_json(args.json, {"runs": runs, "agreement": agreements, "cpu_flags": bf16_flags, "auto": auto})
 
-    bf16_flags = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}) or ["none"]
     print(
-        f"\n{machine()['CPU']}; bfloat16 CPU flags: {', '.join(bf16_flags)}; "
-        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}; "
-        f"auto here: {precision.describe('auto', flags, gpus)}"
+        f"\n{machine()['CPU']}; bfloat16 CPU flags: {', '.join(bf16_flags) or 'none'}; "
+        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}; auto here: {auto}"
     )
     print(
         f"{args.images} JPEGs of the synthetic workload, ResNet50 weights {runs['float32'][0]['weights']}, "
