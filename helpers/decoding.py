@@ -264,9 +264,10 @@ def beam_search(
     including ``endseq``. Every word multiplies in a probability below 1, so the raw
     log-probability (``alpha = 0``) always prefers short captions ("a dog"); dividing by
     the length (``alpha = 1``, the mean log-probability per word) removes that bias
-    completely and starts to favour rambling. ``alpha = 0.7`` sits between (Wu et al.,
-    2016, found 0.6-0.7 best for their similar penalty ``((5 + length) / 6) ** alpha`` in
-    Google's translation system); lesson 08 lets you try others.
+    completely and starts to favour rambling. ``alpha = 0.7`` sits between; it is a starting
+    point, not tuned for captions: choose it (and the beam width) on dev (lessons 08 and 09).
+    Wu et al. (2016) divide by a different penalty, ``((5 + length) / 6) ** alpha``, tuned on
+    translation; their alpha does not carry over.
     """
     if beam_width < 1:
         raise CourseError(f"beam_width must be 1 or more, got {beam_width}.")

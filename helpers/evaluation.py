@@ -12,7 +12,12 @@ two sides comparable; the references keep their out-of-vocabulary words, as they
   brevity penalty), cumulative weights (1,0,0,0), (1/2,1/2,0,0), (1/3,1/3,1/3,0),
   (1/4,1/4,1/4,1/4), no smoothing — how papers report it.
 * CIDEr and ROUGE-L: the scorers of ``pycocoevalcap`` (the COCO caption evaluation code),
-  fed our whitespace tokens instead of its PTBTokenizer (which needs Java and a jar).
+  fed our whitespace tokens. pycocoevalcap's CIDEr is CIDEr-D, and it takes its document
+  frequencies (how rare an n-gram is) from the references of the images being scored:
+  a CIDEr of 200 images and one of 1,000 are not computed on the same scale.
+* ``tokenizer="ptb"`` tokenizes both sides as coco-caption does instead (:func:`ptb_tokens`:
+  the Stanford PTBTokenizer jar shipped in ``pycocoevalcap``, Java needed), the way
+  published Flickr8k and COCO numbers are computed; lesson 09 shows the difference.
 * METEOR: ``pycocoevalcap``'s wrapper of the METEOR 1.5 jar (shipped in the pip package);
   it needs Java, and is skipped with a note when Java is missing or the jar fails
   (:func:`helpers.compat.meteor_scorer`).
@@ -20,6 +25,10 @@ two sides comparable; the references keep their out-of-vocabulary words, as they
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -29,6 +38,7 @@ import pandas as pd
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.tokenizer import ptbtokenizer
 
 from helpers.compat import meteor_scorer
 from helpers.errors import CourseError
@@ -41,6 +51,8 @@ BLEU_WEIGHTS = {
     "BLEU-3": (1 / 3, 1 / 3, 1 / 3, 0.0),
     "BLEU-4": (1 / 4, 1 / 4, 1 / 4, 1 / 4),
 }
+#: How :func:`score` may split captions into words: lesson 02's cleaning, or coco-caption's PTB tokenizer.
+TOKENIZERS = ("course", "ptb")
 #: Sentence-level BLEU of one image needs smoothing (one missing 4-gram would make it 0):
 #: Chen & Cherry's method 1 counts a missing n-gram as 0.1 of a match.
 _SMOOTHING = SmoothingFunction().method1
@@ -51,13 +63,48 @@ def tokens(caption: str) -> list[str]:
     return [word for word in clean_caption(caption).split() if word not in (START, END)]
 
 
-def _tokenized(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> tuple[list, list]:
+def ptb_tokens(captions: Sequence[str]) -> list[list[str]]:
+    """The words coco-caption scores: Stanford's PTBTokenizer, lower-cased, punctuation tokens dropped (lesson 09).
+
+    The same jar, options and punctuation list as ``pycocoevalcap``'s ``PTBTokenizer``, run
+    once for all captions (one Java start, about a second), reading them from its input
+    instead of a temporary file inside the installed package. Unlike lesson 02's cleaning it
+    keeps tokens with digits ("3-year-old") and hyphenated words ("t-shirt"), splits
+    "dog's" into "dog 's" and keeps 1-letter words; ``startseq``/``endseq`` are dropped.
+    """
+    if shutil.which("java") is None:
+        raise CourseError(
+            "The PTB tokenizer is a Java program and no `java` was found: install a Java runtime "
+            "(Colab has one), or score with tokenizer='course'."
+        )
+    jar = os.path.join(os.path.dirname(ptbtokenizer.__file__), ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
+    lines = [" ".join(str(caption).split()) for caption in captions]  # one caption per line, as pycocoevalcap does
+    command = ["java", "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase"]
+    result = subprocess.run(command, input="\n".join(lines), capture_output=True, text=True, encoding="utf-8")
+    output = result.stdout.split("\n")
+    if result.returncode != 0 or len(output) < len(lines):
+        raise CourseError(f"The PTB tokenizer failed (exit status {result.returncode}): {result.stderr.strip()[-300:]}")
+    drop = set(ptbtokenizer.PUNCTUATIONS) | {START, END}
+    return [[word for word in line.rstrip().split(" ") if word and word not in drop] for line in output[: len(lines)]]
+
+
+def _tokenized(
+    references: Sequence[Sequence[str]], hypotheses: Sequence[str], tokenizer: str = "course"
+) -> tuple[list, list]:
     """Check the shapes (a list of references per image, one hypothesis per image) and tokenize."""
     if len(references) != len(hypotheses):
-        raise CourseError(f"Got references for {len(references)} images but {len(hypotheses)} captions: one caption per image is needed.")
+        raise CourseError(
+            f"Got references for {len(references)} images but {len(hypotheses)} captions: one caption per image is needed."
+        )
     if not references or any(isinstance(refs, str) or not refs for refs in references):
         raise CourseError("references must be a list with, for each image, a non-empty list of reference captions.")
-    return [[tokens(r) for r in refs] for refs in references], [tokens(h) for h in hypotheses]
+    if tokenizer not in TOKENIZERS:
+        raise CourseError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}.")
+    if tokenizer == "course":
+        return [[tokens(r) for r in refs] for refs in references], [tokens(h) for h in hypotheses]
+    words = iter(ptb_tokens([r for refs in references for r in refs] + list(hypotheses)))  # one Java start
+    refs = [[next(words) for _ in image_refs] for image_refs in references]
+    return refs, [next(words) for _ in hypotheses]
 
 
 def _coco_format(refs: list[list[list[str]]], hyps: list[list[str]]) -> tuple[dict, dict]:
@@ -77,27 +124,35 @@ def _scores(refs: list, hyps: list, meteor: Callable[[dict, dict], float | None]
     return results
 
 
-def score(references: Sequence[Sequence[str]], hypotheses: Sequence[str], meteor: bool = True) -> dict[str, float]:
+def score(
+    references: Sequence[Sequence[str]], hypotheses: Sequence[str], meteor: bool = True, tokenizer: str = "course"
+) -> dict[str, float]:
     """Corpus scores of one caption per image against that image's references (lesson 09).
 
     ``references[i]`` is the list of human captions of image i, ``hypotheses[i]`` the
     caption to score. Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it, else
     a note is printed; ``meteor=False`` skips it: Java takes about 10 s to start it),
     ``ROUGE-L`` and ``CIDEr``, all between 0 and 1 except CIDEr (0 to 10). Papers print
-    them x100.
+    them x100. ``tokenizer="ptb"`` splits both sides into words as coco-caption does
+    (:func:`ptb_tokens`) instead of with lesson 02's cleaning.
     """
-    refs, hyps = _tokenized(references, hypotheses)
+    refs, hyps = _tokenized(references, hypotheses, tokenizer)
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
         return _scores(refs, hyps, meteor_score)
 
 
-def compare(references: Sequence[Sequence[str]], systems: Mapping[str, Sequence[str]], meteor: bool = True) -> pd.DataFrame:
+def compare(
+    references: Sequence[Sequence[str]],
+    systems: Mapping[str, Sequence[str]],
+    meteor: bool = True,
+    tokenizer: str = "course",
+) -> pd.DataFrame:
     """:func:`score` of several captioners on the same images, one row each (lesson 09).
 
     ``systems`` maps a name ("greedy", "beam 3", "nearest neighbour", ...) to its
     captions; METEOR's Java process starts once for all of them.
     """
-    tokenized = {name: _tokenized(references, captions) for name, captions in systems.items()}
+    tokenized = {name: _tokenized(references, captions, tokenizer) for name, captions in systems.items()}
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
         rows = {name: _scores(refs, hyps, meteor_score) for name, (refs, hyps) in tokenized.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
@@ -203,3 +258,64 @@ def caption_diversity(captions: Sequence[str], train_captions: Iterable[str] | N
         seen = {" ".join(tokens(c)) for c in train_captions}
         diversity["novel_share"] = sum(c not in seen for c in cleaned) / max(len(cleaned), 1)
     return diversity
+
+
+def _bleu_counts(refs: list[list[list[str]]], hyps: list[list[str]], max_n: int = 4) -> np.ndarray:
+    """Per image: clipped n-gram matches and hypothesis n-gram counts for n = 1..max_n, the
+    hypothesis length and the closest reference length: what NLTK's corpus BLEU adds up."""
+    rows = []
+    for references, hypothesis in zip(refs, hyps):
+        row = []
+        for n in range(1, max_n + 1):
+            counts = Counter(tuple(hypothesis[i : i + n]) for i in range(len(hypothesis) - n + 1))
+            most: Counter = Counter()
+            for reference in references:
+                most |= Counter(tuple(reference[i : i + n]) for i in range(len(reference) - n + 1))
+            row += [sum((counts & most).values()), max(1, sum(counts.values()))]  # NLTK: denominator at least 1
+        closest = min((len(r) for r in references), key=lambda length: (abs(length - len(hypothesis)), length))
+        rows.append(row + [len(hypothesis), closest])
+    return np.array(rows, dtype="float64")
+
+
+def _corpus_bleu_from_counts(totals: np.ndarray, max_n: int = 4) -> np.ndarray:
+    """Corpus BLEU-max_n from summed :func:`_bleu_counts` rows (one row per resample), as NLTK computes it."""
+    matches, ngrams = totals[:, 0 : 2 * max_n : 2], totals[:, 1 : 2 * max_n : 2]
+    hyp_len, ref_len = totals[:, -2], totals[:, -1]
+    # NLTK without smoothing: a precision with no match counts as the smallest float (the score is then ~0)
+    precisions = np.where(matches > 0, matches / np.maximum(ngrams, 1), sys.float_info.min)
+    penalty = np.where(hyp_len > ref_len, 1.0, np.exp(1 - ref_len / np.maximum(hyp_len, 1e-12)))
+    penalty = np.where(hyp_len == 0, 0.0, penalty)
+    bleu = penalty * np.exp(np.log(precisions).mean(axis=1))
+    return np.where(matches[:, 0] == 0, 0.0, bleu)
+
+
+def bootstrap_scores(
+    references: Sequence[Sequence[str]],
+    systems: Mapping[str, Sequence[str]],
+    samples: int = 1000,
+    seed: int = 0,
+    tokenizer: str = "course",
+) -> pd.DataFrame:
+    """Corpus BLEU-4 and CIDEr of each captioner on ``samples`` bootstrap resamples of the images (lesson 09).
+
+    Each resample draws as many images as there are, with replacement, and the *same*
+    resamples are used for every captioner, so the difference of two columns is a paired
+    bootstrap of their difference. BLEU-4 is recomputed from each resample's pooled n-gram
+    counts (exactly NLTK's corpus BLEU of :func:`score`); CIDEr is the mean of the resampled
+    per-image CIDEr values, with the document frequencies of the full set (recomputing them
+    for a resample with repeated images would count those images' references twice).
+    Returns one row per resample and columns ``(captioner, "BLEU-4" | "CIDEr")``; their
+    2.5% and 97.5% quantiles are a 95% interval.
+    """
+    if samples < 1:
+        raise CourseError(f"samples must be 1 or more, got {samples}.")
+    rng = np.random.default_rng(seed)
+    n = len(references)
+    weights = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype("float64")  # how often each image is drawn
+    columns = {}
+    for name, captions in systems.items():
+        refs, hyps = _tokenized(references, captions, tokenizer)
+        columns[(name, "BLEU-4")] = _corpus_bleu_from_counts(weights @ _bleu_counts(refs, hyps))
+        gts, res = _coco_format(refs, hyps)
+        columns[(name, "CIDEr")] = weights @ np.asarray(Cider().compute_score(gts, res)[1]) / n
+    return pd.DataFrame(columns)

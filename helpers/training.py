@@ -177,7 +177,7 @@ def train(
     makes the fast path's batches from them, called as ``caption_dataset`` is
     (``make_dataset(features, captions, batch_size=, max_len=, seed=)``, and
     ``shuffle=False`` for dev; not used with ``classic=True``): lesson 10 passes
-    :func:`helpers.disk.stream_caption_dataset` to read the features from disk. :func:`recipe`
+    :func:`helpers.generators.stream_caption_dataset` to read the features from disk. :func:`recipe`
     gives each dataset's ``epochs``, ``batch_size`` and ``patience``. ``batch_size`` counts
     captions (default 64), or images with ``classic=True`` (default 3; it trains the
     prefix model on the classic generator's pairs). ``resume=False`` throws away an earlier

@@ -8,15 +8,17 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import compat
+from helpers import compat, evaluation
 from helpers.errors import CourseError
 from helpers.evaluation import (
+    bootstrap_scores,
     caption_diversity,
     compare,
     consensus_caption,
     most_frequent_caption,
     nearest_neighbour_captions,
     per_image_scores,
+    ptb_tokens,
     score,
     tokens,
 )
@@ -93,7 +95,9 @@ def test_meteor_is_skipped_with_a_note_without_java(monkeypatch, capsys):
 @pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
 def test_meteor_runs_with_java():
     # one Java start for both rows; special tokens and punctuation stripped before scoring
-    table = compare([["A dog runs in the grass."]], {"same": ["startseq a dog runs in the grass endseq"], "other": ["a cat"]})
+    table = compare(
+        [["A dog runs in the grass."]], {"same": ["startseq a dog runs in the grass endseq"], "other": ["a cat"]}
+    )
     assert table.loc["same", "METEOR"] == pytest.approx(1.0)
     assert table.loc["other", "METEOR"] < 0.5
 
@@ -135,3 +139,68 @@ def test_caption_diversity():
     assert got["distinct_words"] == 6  # a dog runs cat red ball
     assert got["mean_length"] == pytest.approx(13 / 5)
     assert got["novel_share"] == pytest.approx(3 / 5)
+
+
+# ---------------------------------------------------------------- PTB tokenizer (lesson 09)
+
+PTB_EXAMPLES = ["A dog's toy, on the 3-year-old's T-shirt.", "Two men (one in red) play.", "", "startseq a dog endseq"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
+def test_ptb_tokens_are_coco_captions_own():
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    coco = PTBTokenizer().tokenize({i: [{"caption": c}] for i, c in enumerate(PTB_EXAMPLES)})
+    ours = ptb_tokens(PTB_EXAMPLES)
+    assert ours[:3] == [coco[i][0].split() for i in range(3)]
+    assert " ".join(ours[0]) == "a dog 's toy on the 3-year-old 's t-shirt"  # unlike lesson 02's cleaning
+    assert ours[3] == ["a", "dog"]  # special tokens never count
+    assert tokens(PTB_EXAMPLES[0]) == ["a", "dogs", "toy", "on", "the", "tshirt"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
+def test_scores_with_the_ptb_tokenizer():
+    got = score([["A boy's T-shirt."]], ["a boy 's t-shirt"], meteor=False, tokenizer="ptb")
+    assert got["BLEU-1"] == pytest.approx(1.0) and got["ROUGE-L"] == pytest.approx(1.0)
+    course = score([["A boy's T-shirt."]], ["a boy 's t-shirt"], meteor=False)
+    assert course["BLEU-1"] < 1  # the course's cleaning makes "boys tshirt" of the reference, "a boy tshirt" of this
+    table = compare(REFERENCES, {"model": HYPOTHESES}, meteor=False, tokenizer="ptb")
+    assert table.loc["model"].to_dict() == score(REFERENCES, HYPOTHESES, meteor=False, tokenizer="ptb")
+
+
+def test_ptb_tokenizer_without_java_is_explained(monkeypatch):
+    monkeypatch.setattr(evaluation.shutil, "which", lambda name: None)
+    with pytest.raises(CourseError, match="Java"):
+        ptb_tokens(["a dog"])
+    with pytest.raises(CourseError, match="tokenizer must be one of"):
+        score(REFERENCES, HYPOTHESES, meteor=False, tokenizer="nltk")
+
+
+# ---------------------------------------------------------------- bootstrap (lesson 09)
+
+BOOT_REFERENCES = REFERENCES + [["a red ball on grass", "a ball"], ["two men play football", "men on a field"]]
+BOOT_HYPOTHESES = HYPOTHESES + ["a red ball", "a man plays football on a field"]
+
+
+def test_bootstrap_resamples_are_corpus_scores_of_resampled_images():
+    boot = bootstrap_scores(BOOT_REFERENCES, {"model": BOOT_HYPOTHESES}, samples=20, seed=3)
+    assert boot.shape == (20, 2) and list(boot.columns) == [("model", "BLEU-4"), ("model", "CIDEr")]
+    draws = np.random.default_rng(3).multinomial(4, np.full(4, 1 / 4), size=20)  # the helper's own draws
+    cider = per_image_scores(BOOT_REFERENCES, BOOT_HYPOTHESES)["CIDEr"].to_numpy()
+    for row, counts in enumerate(draws):
+        chosen = np.repeat(np.arange(4), counts)
+        refs, hyps = [BOOT_REFERENCES[i] for i in chosen], [BOOT_HYPOTHESES[i] for i in chosen]
+        assert boot.loc[row, ("model", "BLEU-4")] == pytest.approx(score(refs, hyps, meteor=False)["BLEU-4"], abs=1e-12)
+        assert boot.loc[row, ("model", "CIDEr")] == pytest.approx(cider[chosen].mean(), abs=1e-12)
+
+
+def test_bootstrap_is_paired_and_repeatable():
+    systems = {"a": BOOT_HYPOTHESES, "b": BOOT_HYPOTHESES, "worse": ["a dog"] * 4}
+    boot = bootstrap_scores(BOOT_REFERENCES, systems, samples=50, seed=0)
+    assert boot["a"].equals(boot["b"])  # the same resamples for every captioner
+    assert boot.equals(bootstrap_scores(BOOT_REFERENCES, systems, samples=50, seed=0))
+    one = bootstrap_scores(BOOT_REFERENCES[:1], {"m": BOOT_HYPOTHESES[:1]}, samples=5)
+    alone = score(BOOT_REFERENCES[:1], BOOT_HYPOTHESES[:1], meteor=False)["BLEU-4"]
+    assert one[("m", "BLEU-4")].tolist() == pytest.approx([alone] * 5)
+    with pytest.raises(CourseError, match="samples"):
+        bootstrap_scores(BOOT_REFERENCES, systems, samples=0)
