@@ -102,9 +102,22 @@ def stage_features(o) -> dict:
     }
 
 
+#: oneDNN held to AVX-512 with bfloat16 instructions but without AMX: a CPU like Cooper Lake or AMD Zen 4.
+WITHOUT_AMX = "AVX512_CORE_BF16"
+
+
 def stage_precision(o) -> dict:
-    """Feature extraction in float32 and in the precision auto picks here, each in its own process (benchmarks/precision.py)."""
-    return run_side("precision", "--images", o.precision_images, "--workload", o.workload, "--rounds", 1)
+    """Feature extraction in float32 and in the precision auto picks here, each in its own process (benchmarks/precision.py).
+
+    On a CPU with AMX, once more with oneDNN held to :data:`WITHOUT_AMX`: what bfloat16 would do without AMX.
+    """
+    args = ["--images", o.precision_images, "--workload", o.workload, "--rounds", 1]
+    result = run_side("precision", *args)
+    if "amx_bf16" in result.get("cpu_flags", []):
+        settle()
+        held = run_side("precision", *args, "--precision", "bfloat16", env={"ONEDNN_MAX_CPU_ISA": WITHOUT_AMX})
+        result["without_amx"] = held
+    return result
 
 
 def stage_training(o) -> dict:
@@ -414,6 +427,15 @@ def details(r: dict, o, loads: dict) -> list[str]:
                 for side, x in runs.items()
             ],
         )
+        if "without_amx" in r["precision"]:
+            held = r["precision"]["without_amx"]["runs"]
+            f32, b16 = held["float32"][0]["model_cpu_ms"], held["bfloat16"][0]["model_cpu_ms"]
+            out += [
+                "",
+                f"With oneDNN held to `{WITHOUT_AMX}` (`ONEDNN_MAX_CPU_ISA`: AVX-512 with bfloat16 instructions, "
+                f"no AMX, like a Cooper Lake or AMD Zen 4 CPU), the model alone: float32 {f32:.1f} CPU ms/image, bfloat16 "
+                f"{b16:.1f} ({f32 / b16:.2f}x). That is why `auto` picks bfloat16 only where the CPU has `amx_bf16`.",
+            ]
     if "training" in r:
         t = r["training"]
         section(

@@ -45,6 +45,8 @@ FACTS = {
     "leaky_vocab_ids": 1951,  # counting dev and test captions too (the leak lesson 02 warns about)
     "leaky_max_len": 35,
     "original_project_words": 1848,  # what the original project reported, with its own cleaning
+    "train_captions_losing_a_word": 0.35,  # about: share of training captions with a word below min_count
+    "occurrences_of_common_words": 0.958,  # share of training word occurrences (lesson 01's lower-case words) seen 10+ times
 }
 
 
