@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -101,6 +102,7 @@ def prepare_model(settings: Settings | None = None, course: CourseData | None = 
         return load_bundle(folder)
     print(f"No trained model in {folder}: training one as lesson 07 does (captions, features, GloVe, then training).")
     course = course or prepare_course_data(settings)
+    keras.utils.set_random_seed(0)  # as lesson 07 does: the same model whichever lesson trains it
     captioner = build_captioner(len(course.vocab), course.vocab.max_len, course.embedding_matrix)
     plan = course.recipe
     history = train(
