@@ -57,7 +57,9 @@ def test_lesson_frame(notebook):
         "at least three graded exercises"
     )
     assert exercises.count("<details>") >= 3, "solutions folded in <details>"
-    assert "**Next:**" in text or notebook == NOTEBOOKS[-1], "a link to the next lesson (the last lesson: to the course)"
+    assert "**Next:**" in text or notebook == NOTEBOOKS[-1], (
+        "a link to the next lesson (the last lesson: to the course)"
+    )
     code = [c for c in cells(notebook) if c["cell_type"] == "code"]
     assert any("helpers.setup(" in "".join(c["source"]) for c in code), "the setup cell"
     assert any("get_settings()" in "".join(c["source"]) for c in code), "the config cell"
