@@ -143,10 +143,11 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``. Right after a convolution the
     convolution can do it: its kernel times the scale, its bias shifted. Same features up
     to float rounding (within 1e-5, tests/test_precision.py), and each convolution, its
-    bias and its ReLU become one fused oneDNN operation: in float32 about a quarter less
-    CPU time, and what lets the bfloat16 rewrite pay (1.4x the float32 speed unfolded, 4x
-    folded, on AMX; benchmarks/precision.py). ResNet50 names each batch norm after its
-    convolution (``conv2_block1_1_conv`` -> ``conv2_block1_1_bn``).
+    bias and its ReLU become one fused oneDNN operation: less CPU time in float32
+    (``make bench`` measures it: benchmarks/RESULTS.md, section "Feature extraction in
+    reduced precision"), and what lets the bfloat16 rewrite pay (1.4x the float32 speed
+    unfolded, 4x folded, on AMX; benchmarks/precision.py). ResNet50 names each batch norm
+    after its convolution (``conv2_block1_1_conv`` -> ``conv2_block1_1_bn``).
     """
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
