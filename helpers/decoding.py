@@ -5,7 +5,8 @@ prefix ``startseq ...`` to the prefix model with ``model.predict``, append the m
 word, repeat until ``endseq``. It is slow twice over: ``predict`` costs tens of
 milliseconds per call (it builds a data pipeline each time), and every call re-runs the
 LSTM over the whole padded prefix, so a caption of T words costs T calls of ``max_len``
-LSTM steps each (the masked padding steps are computed too).
+LSTM steps each on a CPU (the masked padding steps are computed too; on a GPU cuDNN skips
+the padding, and re-reading the prefix still costs about T²/2 steps).
 
 The decoders here fix both:
 

@@ -223,9 +223,9 @@ def nearest_neighbour_captions(
 
     Similarity is the cosine of the ResNet50 feature vectors (what the captioner sees too);
     ``train_captions[j]`` holds the captions of training image j, and of those the
-    :func:`consensus_caption` is used. Retrieval is strong on Flickr8k, where many
-    pictures look alike (dogs on grass, people in the snow): a model must beat it to
-    show it *composes* captions rather than recalls them.
+    :func:`consensus_caption` is used. How strong retrieval is depends on how often a
+    test image has a near-copy among the training images: a model must beat it to show
+    it *composes* captions rather than recalls them.
     """
     if len(train_features) != len(train_captions):
         raise CourseError(f"{len(train_features)} training feature rows but captions for {len(train_captions)} images.")
