@@ -6,10 +6,12 @@ EXIF orientation tag, iPhone HEIC files, images too large to open safely. Two ch
 
 * :func:`inspect_image` reads only the header: what the file is, whether it can be used,
   and its EXIF orientation. Cheap; the feature pipeline (lesson 03) runs it on every path.
-* :func:`check_image` also decodes the image at reduced size (Pillow's JPEG ``draft``
-  mode), which finds truncated and corrupt files. :func:`check_images` runs it over a
+* :func:`check_image` also finds truncated files: a JPEG or PNG that ends with its end
+  marker is whole; any other file is decoded at reduced size (Pillow's JPEG ``draft``
+  mode), which finds truncated and corrupt ones. :func:`check_images` runs it over a
   dataset once, in threads, and remembers each verdict with the file's size and
-  modification time, so the next load costs nothing (lesson 01).
+  modification time, so the next load costs nothing (lesson 01). (A JPEG damaged in the
+  middle but whole at its end passes; the feature pipeline still guards itself.)
 
 Convertible images (grey, palette, RGBA, CMYK, PNG named ``.jpg``) are fine: every reader
 converts them to RGB. :func:`open_rgb` reads one for display, turned upright.
@@ -87,10 +89,24 @@ def inspect_image(path: str | os.PathLike) -> ImageInfo:
     return ImageInfo(None, kind, orientation if 1 <= orientation <= 8 else 1)
 
 
+#: How a whole file of each format ends: JPEG's end-of-image marker, PNG's IEND chunk.
+END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def _ends_whole(path: Path, kind: str | None) -> bool:
+    """Whether the file ends with its format's end marker (trailing zero bytes allowed)."""
+    marker = END_MARKERS.get(kind)
+    if marker is None:
+        return False
+    with open(path, "rb") as file:
+        file.seek(max(0, path.stat().st_size - 64))
+        return file.read().rstrip(b"\x00").endswith(marker)
+
+
 def check_image(path: str | os.PathLike) -> ImageInfo:
-    """:func:`inspect_image`, then a reduced-size decode that finds truncated and corrupt files (lesson 01)."""
+    """:func:`inspect_image`, then whether the file is whole: its end marker, or a reduced-size decode (lesson 01)."""
     info = inspect_image(path)
-    if info.problem:
+    if info.problem or _ends_whole(Path(path), info.format):
         return info
     try:
         with Image.open(path) as image:

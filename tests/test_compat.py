@@ -42,3 +42,15 @@ def test_meteor_still_keeps_its_lock_when_the_jar_dies():
     for pipe in (scorer.meteor_p.stdin, scorer.meteor_p.stdout, scorer.meteor_p.stderr):
         with contextlib.suppress(BrokenPipeError):  # the jar is dead: its stdin cannot be flushed
             pipe.close()
+
+
+def test_the_keras_fixes_refuse_a_keras_they_were_not_checked_with(monkeypatch):
+    """Outside the checked versions the private-trainer fixes stop with one line instead of patching blindly."""
+    import keras
+
+    from helpers.compat import KERAS_MULTI_WORKER_CHECKED, keras_multi_worker_fixes
+
+    monkeypatch.setattr(keras, "__version__", "3.99.0")
+    with pytest.raises(CourseError, match="Keras 3.99.0") as error:
+        keras_multi_worker_fixes([])
+    assert all(version in str(error.value) for version in KERAS_MULTI_WORKER_CHECKED) and "\n" not in str(error.value)
