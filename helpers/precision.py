@@ -5,10 +5,10 @@ convolutions much faster in 16-bit floating point than in 32-bit:
 
 * **bfloat16 on CPUs with AMX** (Intel Xeon since Sapphire Rapids: the ``amx_bf16`` CPU
   flag). TensorFlow's oneDNN graph rewrite turns the extractor's convolutions into
-  bfloat16 ones run by the AMX tile units: about 4x the float32 speed on such a CPU,
-  with the batch norms folded into the convolutions (``benchmarks/precision.py``).
-  ``avx512_bf16`` without AMX (Cooper Lake, AMD Zen 4) is not enough: measured with
-  oneDNN held to that instruction set, bfloat16 came out slower than float32.
+  bfloat16 ones run by the AMX tile units: 4.7x the float32 speed by CPU time on a 2-core
+  Xeon, with the batch norms folded into the convolutions (``make bench``,
+  benchmarks/RESULTS.md). ``avx512_bf16`` without AMX (Cooper Lake, AMD Zen 4) is not
+  enough: with oneDNN held to that instruction set, bfloat16 ran at 0.67x float32's speed.
 * **float16 on NVIDIA GPUs with tensor cores** (compute capability 7.0 or more: V100,
   T4 on Colab, A100, ...), through Keras' ``mixed_float16`` policy.
 * **float32** everywhere else, and whenever ``CAPTION_PRECISION=float32``.
