@@ -66,7 +66,7 @@ def run(workload: int, epochs: int) -> dict:
 
     dataset = load_dataset(settings=settings)
     lap("dataset")
-    dataset_features(dataset, settings.cnn_weights)
+    dataset_features(dataset, settings.cnn_weights, precision=settings.precision)
     lap("features")
     course = prepare_course_data(settings)
     vocab, feature_set, train_captions = course.vocab, course.features, course.train_captions

@@ -31,7 +31,7 @@ def caption(images: list[Path], model: Path | None, beam: int, settings: Setting
     from helpers.photos import caption_files
 
     bundle = load_bundle(model or settings.artifacts_dir)
-    captioned, skipped = caption_files(images, bundle, beam)
+    captioned, skipped = caption_files(images, bundle, beam, precision=settings.precision)
     for path, text in captioned.items():
         print(f"{path}\t{text}")
     for path, why in skipped.items():
@@ -103,7 +103,8 @@ def _prefetch_features(settings: Settings) -> str:
     from helpers.datasets import load_dataset
     from helpers.features import dataset_features
 
-    return repr(dataset_features(load_dataset(fast=False, settings=settings), settings.cnn_weights, in_memory=False))
+    dataset = load_dataset(fast=False, settings=settings)
+    return repr(dataset_features(dataset, settings.cnn_weights, precision=settings.precision, in_memory=False))
 
 
 # ---------------------------------------------------------------- doctor

@@ -69,7 +69,7 @@ def prepare_course_data(settings: Settings | None = None, *, in_memory: bool = T
     settings = settings or get_settings()
     dataset = load_dataset(settings=settings)
     table, vocab = prepare_text(dataset)
-    features = dataset_features(dataset, settings.cnn_weights, in_memory=in_memory)
+    features = dataset_features(dataset, settings.cnn_weights, precision=settings.precision, in_memory=in_memory)
     lost = set(dataset.images()) - set(features.images)
     if lost:  # the feature pipeline's own guard found images the load-time check let through
         print(

@@ -243,7 +243,7 @@ def train_distributed(
 
     index = int(json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0))
     course = prepare_course_data(settings, in_memory=False)
-    store = feature_store(course.dataset, settings.cnn_weights, dtype=dtype)
+    store = feature_store(course.dataset, settings.cnn_weights, dtype=dtype, precision=settings.precision)
     batch = global_batch_size(per_replica_batch, strategy)
     rate = scaled_learning_rate(batch, rule=lr_rule)
     print(
@@ -291,4 +291,4 @@ def prepare_for_workers(settings, dtype: str = "float32") -> None:
     from helpers.features import feature_store
 
     course = prepare_course_data(settings, in_memory=False)
-    feature_store(course.dataset, settings.cnn_weights, dtype=dtype)
+    feature_store(course.dataset, settings.cnn_weights, dtype=dtype, precision=settings.precision)

@@ -249,31 +249,47 @@ def _decodable(path: Path, kind: str | None, scratch: Path) -> Path:
 
 
 def dataset_features(
-    dataset: Dataset, weights: str, *, batch_size: int = 32, in_memory: bool = True, grid: bool = False
+    dataset: Dataset,
+    weights: str,
+    *,
+    precision: str = "auto",
+    batch_size: int = 32,
+    in_memory: bool = True,
+    grid: bool = False,
 ) -> FeatureSet:
     """Features of every image of ``dataset`` (cached in its ``features_dir``, resumable) (lesson 03).
 
-    The cache is shared by fast and full mode. ``in_memory=False`` returns the cache
+    The cache is shared by fast and full mode. ``precision`` takes CAPTION_PRECISION's
+    values (lessons pass ``settings.precision``; see :func:`extract_features`). ``in_memory=False`` returns the cache
     memory-mapped (see :func:`extract_features`; lesson 10), for datasets whose features
     would not fit in memory; ``grid=True`` the 7 x 7 grid before pooling (lesson 11).
     """
     paths = [dataset.image_path(image) for image in dataset.images()]
     return extract_features(
-        paths, weights=weights, cache_dir=dataset.features_dir, batch_size=batch_size, in_memory=in_memory, grid=grid
+        paths,
+        weights=weights,
+        cache_dir=dataset.features_dir,
+        batch_size=batch_size,
+        in_memory=in_memory,
+        grid=grid,
+        precision=precision,
     )
 
 
-def feature_store(dataset: Dataset, weights: str, *, dtype: str = "float32", batch_size: int = 32) -> FeatureSet:
+def feature_store(
+    dataset: Dataset, weights: str, *, dtype: str = "float32", precision: str = "auto", batch_size: int = 32
+) -> FeatureSet:
     """Features of every image of ``dataset`` memory-mapped from disk, float32 or float16 (lesson 10).
 
     Lesson 03's cache opened with ``in_memory=False``: the images it lacks are extracted
     first (resumable, one chunk in memory at a time), and a complete cache is opened
     without touching the model. ``dtype="float16"`` maps a half-size copy instead
     (:func:`helpers.feature_cache.float16_copy`), remade only when the cache changes.
+    ``precision`` is the arithmetic of any extraction, as for :func:`dataset_features`.
     """
     if dtype not in ("float32", "float16"):
         raise CourseError(f"dtype must be 'float32' or 'float16', got {dtype!r}.")
-    features = dataset_features(dataset, weights, batch_size=batch_size, in_memory=False)
+    features = dataset_features(dataset, weights, precision=precision, batch_size=batch_size, in_memory=False)
     if dtype == "float16" and isinstance(features.features, np.memmap):
         half = np.load(feature_cache.float16_copy(Path(features.features.filename)), mmap_mode="r")
         features = FeatureSet(half, features.images, features.skipped)

@@ -72,18 +72,20 @@ def save_upload(name: str, content: bytes, folder: str | Path) -> Path:
 
 
 def caption_files(
-    paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1
+    paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1, *, precision: str = "auto"
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Caption image files: ``({path: caption}, {path: why it was skipped})`` (lesson 08).
 
     The images become ResNet50 features made the way the model's training features were
     (the bundle records the CNN weights), EXIF orientation applied. ``beam_width`` 1 is
-    greedy decoding, more is beam search.
+    greedy decoding, more is beam search; ``precision`` is the feature extraction's
+    (CAPTION_PRECISION's values: lessons pass ``settings.precision``).
     """
     if beam_width < 1:
         raise CourseError(f"The beam width must be 1 (greedy) or more, got {beam_width}.")
     paths = [Path(p) for p in paths]
-    features = extract_features(paths, weights=bundle.info["cnn_weights"], grid=bundle.feature_kind == "grid")
+    grid = bundle.feature_kind == "grid"
+    features = extract_features(paths, weights=bundle.info["cnn_weights"], grid=grid, precision=precision)
     captions: list[str] = []
     if len(features):
         if beam_width == 1:
