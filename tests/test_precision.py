@@ -136,6 +136,18 @@ def test_bfloat16_features_agree_with_float32(images):
     assert cosines(found - mean, expected - mean).min() >= 0.995  # 0.9984 over 300 workload JPEGs
 
 
+def test_float16_features_agree_with_float32(images):
+    """The GPU's precision, run here by TensorFlow's CPU kernels: its numbers, not its speed."""
+    expected = extractor.extractor_function("none", precision="float32")(images)["pooled"].numpy()
+    found = extractor.extractor_function("none", precision="float16")(images)["pooled"]
+    assert found.dtype == tf.float32 and found.shape == (6, 2048)
+    found = found.numpy()
+    assert not np.array_equal(found, expected)  # it did compute in float16
+    assert cosines(found, expected).min() >= 0.9999
+    mean = expected.mean(axis=0)
+    assert cosines(found - mean, expected - mean).min() >= 0.995  # 0.99996 measured on the 2-core Xeon
+
+
 def test_a_cache_serves_every_precision_and_says_which_made_it(tmp_path, monkeypatch):
     """Features of another precision agree (above), so the cache is shared; meta.json records the precisions."""
     from PIL import Image
