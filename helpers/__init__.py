@@ -3,8 +3,9 @@
 Each module does one job, for the lesson that introduces it:
 
 * 01: ``config`` (settings), ``datasets`` (one shape for every dataset), ``flickr8k``,
-  ``shapes`` (the offline dataset), ``images`` (checking and reading image files);
-* 02 ``text``; 03 ``features`` and ``feature_cache``; 04 ``embeddings``; 05 ``generators``;
+  ``caption_files`` (reading caption and split files), ``shapes`` (the offline dataset),
+  ``images`` (checking and reading image files);
+* 02 ``text``; 03 ``features``, ``feature_cache``, ``extractor`` and ``precision``; 04 ``embeddings``; 05 ``generators``;
   06 ``model``; 07 ``training`` and ``bundle``; 08 ``decoding`` and ``photos``;
   09 ``evaluation``; 10 ``karpathy`` (Flickr30k, COCO) and ``distribute``; 11 ``attention``;
 * ``course``: the preparation chain lessons 05-11 start from;

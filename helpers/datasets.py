@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import flickr8k, karpathy
+from helpers.caption_files import read_captions_csv, read_split_file, read_token_file
 from helpers.config import Settings, dataset_key, get_settings, variant
 from helpers.errors import CourseError
 from helpers.flickr8k import SPLIT_FILES, SPLITS, TOKEN_FILE
@@ -200,39 +201,7 @@ def fast_subset(dataset: Dataset, sizes: dict[str, int] | None = None) -> Datase
     return dataclasses.replace(dataset, captions=table)
 
 
-# ---------------------------------------------------------------- reading caption files
-
-
-def read_text(path: Path) -> str:
-    """A text file as UTF-8, or Latin-1 (with a note) when it is not valid UTF-8."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        print(f"Note: {path.name} is not UTF-8; read it as Latin-1.")
-        return raw.decode("latin-1")
-
-
-def read_token_file(path: Path) -> pd.DataFrame:
-    """Parse ``IMAGE.jpg#N<TAB>caption`` lines into ``image, caption``, skipping bad lines."""
-    rows, bad = [], []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, tab, caption = line.partition("\t")
-        image = key.rsplit("#", 1)[0].strip()
-        if not tab or not caption.strip() or not image:
-            bad.append(number)
-            continue
-        rows.append((image, caption.strip()))
-    if bad:
-        print(f"Note: skipped {len(bad)} malformed line(s) in {path.name} (no tab or no caption): line(s) {bad[:5]}.")
-    return pd.DataFrame(rows, columns=["image", "caption"])
-
-
-def read_split_file(path: Path) -> list[str]:
-    """One image name per line; blank lines ignored."""
-    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
+# ---------------------------------------------------------------- the layouts
 
 
 def _drop_missing_images(
@@ -286,20 +255,11 @@ def _check_counts(
 
 
 def read_kaggle(root: Path) -> Dataset:
-    """The Kaggle layout: ``Images/`` and ``captions.txt`` (``image,caption``, commas in captions)."""
+    """The Kaggle layout: ``Images/`` and ``captions.txt`` (:func:`helpers.caption_files.read_captions_csv`)."""
     images_dir = root / "Images"
     if not images_dir.is_dir():
         raise CourseError(f"{root} has captions.txt but no Images/ folder.")
-    rows, bad = [], 0
-    for line in read_text(root / "captions.txt").splitlines()[1:]:  # first line: the header
-        image, comma, caption = line.partition(",")  # split at the first comma only
-        if comma and caption.strip():
-            rows.append((image.strip(), caption.strip().strip('"')))
-        elif line.strip():
-            bad += 1
-    if bad:
-        print(f"Note: skipped {bad} malformed line(s) in captions.txt.")
-    table = _drop_missing_images(pd.DataFrame(rows, columns=["image", "caption"]), images_dir)
+    table = _drop_missing_images(read_captions_csv(root / "captions.txt"), images_dir)
     return Dataset(
         dataset_key(root.name), images_dir, table.assign(split=_kaggle_splits(root, table)).reset_index(drop=True)
     )
