@@ -7,6 +7,7 @@ naming the lines, so a hand-made or re-saved file loads instead of failing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -26,18 +27,7 @@ def read_text(path: Path) -> str:
 
 def read_token_file(path: Path) -> pd.DataFrame:
     """Parse ``IMAGE.jpg#N<TAB>caption`` lines into ``image, caption``, skipping bad lines."""
-    rows, bad = [], []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, tab, caption = line.partition("\t")
-        image = TOKEN_SUFFIX.sub("", key.strip())
-        if not tab or not caption.strip() or not image:
-            bad.append(number)
-            continue
-        rows.append((image, caption.strip()))
-    _note_bad(path, bad, "no tab or no caption")
-    return pd.DataFrame(rows, columns=["image", "caption"])
+    return _read_rows(path, _token_row, "no tab or no caption")
 
 
 def read_split_file(path: Path) -> list[str]:
@@ -54,24 +44,15 @@ def read_captions_csv(path: Path) -> pd.DataFrame:
     (``IMAGE.jpg#0<TAB>caption``) saved under this name, Flickr30k's ``image| N| caption``
     lines, blank lines and Windows line ends. Other lines are skipped with a note.
     """
-    rows, bad = [], []
-    lines = [(number, line) for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
-    for number, line in lines:
-        row = caption_row(line)
-        if row is None:
-            bad.append(number)
-        elif number != lines[0][0] or Path(row[0]).suffix:  # a first line without a file name is the header
-            rows.append(row)
-    _note_bad(path, bad, "no image name and caption")
-    return pd.DataFrame(rows, columns=["image", "caption"])
+    return _read_rows(path, caption_row, "no image name and caption", header=True)
 
 
 def caption_row(line: str) -> tuple[str, str] | None:
     """``(image, caption)`` from one line of a captions file (see :func:`read_captions_csv`), or None."""
     head = line.split(",", 1)[0]
     if "\t" in head:
-        image, _, caption = line.partition("\t")
-    elif "|" in head:  # Flickr30k: image| comment_number| comment
+        return _token_row(line)
+    if "|" in head:  # Flickr30k: image| comment_number| comment
         parts = line.split("|", 2)
         image, caption = (parts[0], parts[2]) if len(parts) == 3 else ("", "")
     else:
@@ -82,6 +63,27 @@ def caption_row(line: str) -> tuple[str, str] | None:
     return (image, caption) if image and caption else None
 
 
-def _note_bad(path: Path, lines: list[int], why: str) -> None:
-    if lines:
-        print(f"Note: skipped {len(lines)} malformed line(s) in {path.name} ({why}): line(s) {lines[:5]}.")
+def _token_row(line: str) -> tuple[str, str] | None:
+    key, tab, caption = line.partition("\t")
+    image, caption = TOKEN_SUFFIX.sub("", key.strip()), caption.strip()
+    return (image, caption) if tab and image and caption else None
+
+
+def _read_rows(
+    path: Path, parse: Callable[[str], tuple[str, str] | None], why: str, header: bool = False
+) -> pd.DataFrame:
+    """The rows ``parse`` makes of the file's non-blank lines, the others named in one note.
+
+    With ``header``, a first line whose image field is no file name (``image,caption``) is the header.
+    """
+    rows, bad = [], []
+    lines = [(number, line) for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
+    for number, line in lines:
+        row = parse(line)
+        if row is None:
+            bad.append(number)
+        elif not (header and number == lines[0][0] and not Path(row[0]).suffix):
+            rows.append(row)
+    if bad:
+        print(f"Note: skipped {len(bad)} malformed line(s) in {path.name} ({why}): line(s) {bad[:5]}.")
+    return pd.DataFrame(rows, columns=["image", "caption"])

@@ -260,9 +260,9 @@ def dataset_features(
     """Features of every image of ``dataset`` (cached in its ``features_dir``, resumable) (lesson 03).
 
     The cache is shared by fast and full mode. ``precision`` takes CAPTION_PRECISION's
-    values (lessons pass ``settings.precision``; see :func:`extract_features`). ``in_memory=False`` returns the cache
-    memory-mapped (see :func:`extract_features`; lesson 10), for datasets whose features
-    would not fit in memory; ``grid=True`` the 7 x 7 grid before pooling (lesson 11).
+    values (lessons pass ``settings.precision``). ``in_memory=False`` returns the cache
+    memory-mapped (lesson 10), for datasets whose features would not fit in memory;
+    ``grid=True`` the 7 x 7 grid before pooling (lesson 11). See :func:`extract_features`.
     """
     paths = [dataset.image_path(image) for image in dataset.images()]
     return extract_features(
