@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed-$(TF)
 # What the test suite runs on: the generated shapes data, random CNN weights, fast mode,
 # in a scratch folder that each run starts empty.
 TEST_DATA_DIR ?= $(CURDIR)/.test-data
-TEST_ENV := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1 CAPTION_DATA_DIR=$(TEST_DATA_DIR)
+CI_SETTINGS := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1
+TEST_ENV := $(CI_SETTINGS) CAPTION_DATA_DIR=$(TEST_DATA_DIR)
 
 .PHONY: setup setup-compat lab course test test-fast test-compat lint bench prefetch doctor clean
 
@@ -41,7 +42,7 @@ test: lint  ## the whole suite: lint; unit tests and every lesson with its exerc
 	$(MAKE) --no-print-directory test-compat
 
 test-fast: lint  ## a quick local loop: the unit tests without the slow ones (no notebooks); CI runs `make test`
-	$(TEST_ENV) CAPTION_DATA_DIR=$(TEST_DATA_DIR)-fast $(PY) -m pytest tests -m "not slow" -q
+	$(CI_SETTINGS) CAPTION_DATA_DIR=$(TEST_DATA_DIR)-fast $(PY) -m pytest tests -m "not slow" -q
 
 lint: $(STAMP)  ## ruff: lint rules and formatting, as pyproject.toml configures them
 	$(PY) -m ruff check .
@@ -71,8 +72,7 @@ OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 OLDEST_DATA_DIR ?= $(CURDIR)/.test-data-oldest
 # (PYDEVD_...: ipykernel 6.17 on Python 3.12 prints a harmless "frozen modules" debugger warning)
-OLDEST_ENV := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1 CAPTION_DATA_DIR=$(OLDEST_DATA_DIR) \
-	PYTHONPATH=$(CURDIR) PYDEVD_DISABLE_FILE_VALIDATION=1
+OLDEST_ENV := $(CI_SETTINGS) CAPTION_DATA_DIR=$(OLDEST_DATA_DIR) PYTHONPATH=$(CURDIR) PYDEVD_DISABLE_FILE_VALIDATION=1
 # What can depend on the library versions: the unit tests, and the lessons that use the most
 # library surface (features, training, decoding and your own photo without ipywidgets, tf.distribute).
 # The static checks (pins, clean notebooks, the solutions' copies) and the benchmark machinery run in .venv only.

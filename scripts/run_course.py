@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpers.config import get_settings  # noqa: E402
 from helpers.files import atomic_path, write_json  # noqa: E402
+from scripts.with_solutions import LESSONS  # noqa: E402
 
 CELL_TIMEOUT_S = 3 * 3600  # full Flickr8k training on a CPU takes hours
 # Curve-encrypted kernel channels: private, and no "Kernel is running over TCP without encryption" warning per lesson
@@ -57,9 +58,7 @@ def main(prefixes: list[str]) -> int:
     settings = get_settings()
     print(settings)
     out_dir = settings.artifacts_dir / "runs"
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    if prefixes:
-        notebooks = [nb for nb in notebooks if nb.name.startswith(tuple(prefixes))]
+    notebooks = [nb for nb in LESSONS if nb.name.startswith(tuple(prefixes))] if prefixes else LESSONS
     timings = {}
     for notebook in notebooks:
         print(f"running {notebook.name} ...", flush=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The lessons, in order: notebooks/NN_*.ipynb.
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISE = re.compile(r"^\*\*(\d+)\. \((?:easy|medium|open-ended)\)\*\*", re.M)
 DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
 PYTHON = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
@@ -60,7 +62,7 @@ def with_solutions(notebook: Path) -> nbformat.NotebookNode:
 def main(out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for notebook in LESSONS:
         nbformat.write(with_solutions(notebook), out / notebook.name)
     return 0
 

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +17,16 @@ from PIL import Image
 
 from helpers.config import get_settings, variant
 from helpers.datasets import Dataset
+from scripts.sync_notebooks import is_setup_cell
+
+
+def setup_and_config_cells(notebook: Path) -> list[nbformat.NotebookNode]:
+    """A lesson's setup cell (as scripts/sync_notebooks.py writes it) and its config cell."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return [
+        next(cell for cell in cells if is_setup_cell(cell)),
+        next(cell for cell in cells if cell.cell_type == "code" and "get_settings()" in cell.source),
+    ]
 
 
 @pytest.fixture

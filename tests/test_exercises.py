@@ -12,9 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from scripts.with_solutions import LESSONS as NOTEBOOKS
 from scripts.with_solutions import runnable, solutions, with_solutions
-
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)

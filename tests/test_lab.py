@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+
+from conftest import setup_and_config_cells
+from scripts.with_solutions import LESSONS
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed here (the `lab` extra: `make setup` installs it)")
 
@@ -36,7 +38,6 @@ from tornado.websocket import websocket_connect  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 FIRST_LESSON = NOTEBOOKS / "01_data_exploration.ipynb"
 CHROMIUM = shutil.which("chromium")  # Debian's package; CI usually has none
 START_TIMEOUT_S = 60
@@ -240,19 +241,13 @@ async def run_cells(lab: Lab, kernel_id: str, sources: list[str]) -> list[CellRu
     return runs
 
 
-def first_cells(notebook: Path) -> list[str]:
-    """The sources of a lesson's setup cell and config cell."""
-    code = ["".join(cell.source) for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"]
-    setup = next(source for source in code if "helpers.setup(" in source)
-    config = next(source for source in code if "get_settings()" in source)
-    return [setup, config]
-
-
 @pytest.mark.slow
 def test_lesson_runs_in_a_lab_kernel(lab: Lab):
     kernel = lab.api("POST", "/api/kernels", {"name": "python3"})
     try:
-        setup, config = asyncio.run(run_cells(lab, kernel["id"], first_cells(FIRST_LESSON)))
+        setup, config = asyncio.run(
+            run_cells(lab, kernel["id"], [cell.source for cell in setup_and_config_cells(FIRST_LESSON)])
+        )
     finally:
         lab.api("DELETE", f"/api/kernels/{kernel['id']}")
     for run in (setup, config):

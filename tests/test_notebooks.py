@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.sync_notebooks import is_setup_cell
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -61,7 +63,7 @@ def test_lesson_frame(notebook):
         "a link to the next lesson (the last lesson: to the course)"
     )
     code = [c for c in cells(notebook) if c["cell_type"] == "code"]
-    assert any("helpers.setup(" in "".join(c["source"]) for c in code), "the setup cell"
+    assert any(is_setup_cell(c) for c in code), "the setup cell"
     assert any("get_settings()" in "".join(c["source"]) for c in code), "the config cell"
 
 

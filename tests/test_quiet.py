@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import setup_and_config_cells
 from helpers.quiet import is_banner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,24 +87,13 @@ def test_works_without_any_stderr(tmp_path: Path):
     assert result.returncode == 0 and result.stdout == "imported\n", result
 
 
-def first_cells(notebook: Path) -> nbformat.NotebookNode:
-    """The lesson cut down to its setup cell and its config cell."""
-    nb = nbformat.read(notebook, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    nb.cells = [
-        next(c for c in code if "helpers.setup(" in c.source),
-        next(c for c in code if "get_settings()" in c.source),
-    ]
-    return nb
-
-
 @pytest.mark.slow
 def test_setup_and_config_cells_write_nothing_to_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name, value in {"CAPTION_DATASET": "shapes", "CAPTION_CNN_WEIGHTS": "none", "CAPTION_FAST": "1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as in a learner's fresh kernel
-    nb = first_cells(FIRST_LESSON)
+    nb = nbformat.v4.new_notebook(cells=setup_and_config_cells(FIRST_LESSON))
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(FIRST_LESSON.parent)}}
     ).execute()
