@@ -56,7 +56,6 @@ def setup(keep_data_on_drive: bool = False) -> None:
 
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}" if gpus else f"CPU only ({os.cpu_count()} cores)"
-    print(f"Python {platform.python_version()} | TensorFlow {tf.__version__} | Keras {keras.__version__} | {device}")
     found = {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -64,6 +63,7 @@ def setup(keep_data_on_drive: bool = False) -> None:
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
     }
+    print(f"Python {found['python']} | TensorFlow {found['tensorflow']} | Keras {found['keras']} | {device}")
     if old := too_old(found):
         print(f"Older than the course supports: {', '.join(old)}; upgrade them (pip install -U ...) if a lesson fails.")
     if not gpus and on_colab:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import keras
@@ -56,10 +57,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers.model import DROPOUT, EMBEDDING_DIM, FEATURE_DIM, UNITS
-
-#: ResNet50's last convolutional block: a 7 x 7 grid of regions (224 x 224 images).
-REGIONS = 49
+from helpers.extractor import REGIONS
+from helpers.model import DROPOUT, FEATURE_DIM, UNITS, rebuild_from_archive, word_embedding
 
 Step = Callable[..., tuple]
 _compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -140,13 +139,6 @@ def build_layers(
     attention_units: int = UNITS,
 ) -> dict[str, layers.Layer]:
     """Create the attention captioner's layers once, named as in the lesson's diagram (lesson 11)."""
-    embedding = layers.Embedding(vocab_size, EMBEDDING_DIM, trainable=embedding_matrix is None, name="embedding")
-    if embedding_matrix is not None:
-        if embedding_matrix.shape != (vocab_size, EMBEDDING_DIM):
-            expected = (vocab_size, EMBEDDING_DIM)
-            raise ValueError(f"embedding_matrix has shape {embedding_matrix.shape}, expected {expected}")
-        embedding.build((None, None))
-        embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     return {
         # the same feature channels dropped in every region of an image (see the module's docstring)
         "region_dropout": layers.Dropout(DROPOUT, noise_shape=(None, 1, None), name="region_dropout"),
@@ -158,7 +150,7 @@ def build_layers(
         "region_mean": layers.GlobalAveragePooling1D(name="region_mean"),
         "init_h": layers.Dense(units, activation="tanh", name="init_h"),
         "init_c": layers.Dense(units, activation="tanh", name="init_c"),
-        "embedding": embedding,
+        "embedding": word_embedding(vocab_size, embedding_matrix, mask_zero=False),
         "words_dropout": layers.Dropout(DROPOUT, name="words_dropout"),
         "attention_lstm": AttentionLSTM(units, attention_units, name="attention_lstm"),
         "merge": layers.Add(name="merge"),
@@ -224,23 +216,27 @@ def build_attention_captioner(
     return compile_attention_captioner(_models(parts, regions, feature_dim))
 
 
-#: The layers of :func:`build_layers`, by name: what a loaded model is rebuilt from.
-LAYER_NAMES = (
-    "region_dropout",
-    "region_dense",
-    "region_norm",
-    "region_relu",
-    "region_key",
-    "region_mean",
-    "init_h",
-    "init_c",
-    "embedding",
-    "words_dropout",
-    "attention_lstm",
-    "merge",
-    "decoder_dense",
-    "next_word",
-)
+def load_attention_captioner(path: str | Path) -> AttentionCaptioner:
+    """Load lesson 11's saved sequence model for inference, with both views (lesson 11).
+
+    A file from a newer Keras is rebuilt as :func:`helpers.model.load_captioner` does.
+    """
+    try:
+        sequence = keras.models.load_model(path, compile=False)
+    except (TypeError, ValueError):  # e.g. Keras 3.15's BatchNormalization options read by Keras 3.10
+        sequence = rebuild_from_archive(path, _sequence_from_config)
+    return attention_captioner_from_sequence(sequence)
+
+
+def _sequence_from_config(config: dict[str, dict]) -> keras.Model:
+    parts = build_layers(
+        config["next_word"]["units"],
+        units=config["region_dense"]["units"],
+        attention_units=config["region_key"]["units"],
+    )
+    parts["embedding"].trainable = config["embedding"].get("trainable", True)
+    _, regions, feature_dim = config["image"]["batch_shape"]
+    return _models(parts, regions, feature_dim).sequence
 
 
 def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaptioner:
@@ -248,7 +244,7 @@ def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaption
 
     The views come back uncompiled, as :func:`helpers.model.captioner_from_sequence` returns them.
     """
-    parts = {name: sequence.get_layer(name) for name in LAYER_NAMES}
+    parts = _parts(sequence)
     _, regions, feature_dim = sequence.get_layer("image").output.shape
     return _models(parts, regions, feature_dim)
 
@@ -256,8 +252,9 @@ def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaption
 # ------------------------------------------------------------------ word by word (lessons 08 and 11)
 
 
-def _parts(captioner: AttentionCaptioner) -> dict[str, layers.Layer]:
-    return {name: captioner.sequence.get_layer(name) for name in LAYER_NAMES}
+def _parts(sequence: keras.Model) -> dict[str, layers.Layer]:
+    """The :func:`build_layers` parts of a sequence model, by name: its layers but the inputs."""
+    return {layer.name: layer for layer in sequence.layers if not isinstance(layer, layers.InputLayer)}
 
 
 def initial_state(captioner: AttentionCaptioner, features) -> tuple:
@@ -267,14 +264,14 @@ def initial_state(captioner: AttentionCaptioner, features) -> tuple:
     per image; ``h, c`` is the LSTM state made from the regions' mean. Inference mode:
     ``region_norm`` uses its learned statistics, no dropout.
     """
-    return _encode(_parts(captioner), ops.cast(features, "float32"), training=False)
+    return _encode(_parts(captioner.sequence), ops.cast(features, "float32"), training=False)
 
 
 def _compiled(captioner: AttentionCaptioner) -> dict[str, Step]:
     """The one-word step, with and without the alphas, compiled once per model with ``tf.function``."""
     model = captioner.sequence
     if model not in _compiled_steps:
-        parts = _parts(captioner)
+        parts = _parts(model)
 
         def attend(context, tokens, h, c):
             keys, values = context

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import keras
 
-from helpers.attention import AttentionCaptioner, attention_captioner_from_sequence
+from helpers.attention import AttentionCaptioner, load_attention_captioner
 from helpers.errors import CourseError
 from helpers.features import recipe as feature_recipe
 from helpers.files import read_json, write_json
@@ -26,6 +26,10 @@ from helpers.text import Vocabulary
 from helpers.training import input_length
 
 PARTS = ("model.keras", "vocab.json", "model.json")
+
+
+#: The image features each architecture reads: pooled vectors, or lesson 11's 7 x 7 grid.
+FEATURE_KINDS = {"merge": "pooled", "attention": "grid"}
 
 
 class Bundle(NamedTuple):
@@ -38,7 +42,7 @@ class Bundle(NamedTuple):
     @property
     def feature_kind(self) -> str:
         """The image features the captioner reads: ``pooled`` vectors, or lesson 11's ``grid``."""
-        return "grid" if self.info.get("architecture") == "attention" else "pooled"
+        return FEATURE_KINDS.get(self.info.get("architecture"), "pooled")
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -74,7 +78,7 @@ def save_bundle(
             "dataset": dataset,
             "fast": fast,
             "cnn_weights": cnn_weights,
-            "features": feature_recipe(cnn_weights, "grid" if architecture == "attention" else "pooled"),
+            "features": feature_recipe(cnn_weights, FEATURE_KINDS[architecture]),
             "keras": keras.__version__,
             **info,
         },
@@ -96,7 +100,7 @@ def load_bundle(folder: str | Path) -> Bundle:
     info = read_json(folder / "model.json")
     vocab = Vocabulary.load(folder / "vocab.json")
     if info.get("architecture") == "attention":
-        captioner = attention_captioner_from_sequence(keras.models.load_model(folder / "model.keras", compile=False))
+        captioner = load_attention_captioner(folder / "model.keras")
     else:
         captioner = load_captioner(folder / "model.keras", info["max_len"], compile=False)
     if len(vocab) != info["vocab_size"]:

@@ -43,18 +43,23 @@ def check_weights(weights: str) -> str:
     return weights.lower()
 
 
-def build_extractor(weights: str, precision: str = "float32") -> keras.Model:
+def build_extractor(weights: str) -> keras.Model:
     """ResNet50 without its top, average-pooled: (batch, 224, 224, 3) -> (batch, 2048) (lesson 03).
 
     ``weights`` is 'imagenet' or 'none' (random weights, seeded so the same image always
-    gives the same vector). Built once per process and precision (float16 builds it under
-    Keras' ``mixed_float16`` policy).
+    gives the same vector). Built once per process.
     """
-    return _build_extractor(check_weights(weights), precision)
+    return _build_extractor(check_weights(weights), "float32")
+
+
+def _model_precision(precision: str) -> str:
+    """The precision the model itself is built in: only float16 has a Keras policy; bfloat16 rewrites the calls."""
+    return "float16" if precision == "float16" else "float32"
 
 
 @functools.cache
 def _build_extractor(weights: str, precision: str) -> keras.Model:
+    """Built under Keras' ``mixed_float16`` policy for float16, else in float32."""
     with keras_policy(precision):
         model = keras.applications.ResNet50(
             include_top=False, weights=None, pooling="avg", input_shape=(*IMAGE_SIZE, 3)
@@ -118,8 +123,13 @@ def extractor_function(
 
 
 @functools.cache
+def _folded(weights: str, precision: str) -> keras.Model:
+    return fold_batch_norms(_build_extractor(weights, precision))
+
+
+@functools.cache
 def _extractor_function(weights: str, kinds: tuple[str, ...], precision: str) -> Callable[[tf.Tensor], dict]:
-    model = fold_batch_norms(_build_extractor(weights, precision))
+    model = _folded(weights, _model_precision(precision))  # one model for float32 and bfloat16
     signature = [tf.TensorSpec((None, *IMAGE_SIZE, 3), tf.float32)]
     if "grid" not in kinds:
 

@@ -80,12 +80,10 @@ def open_cache(folder: Path, recipe: dict) -> Path:
         write_json(meta, recipe)
         return folder
     found = read_json(meta)
-    if {key: found.get(key) for key in recipe} != recipe:
-        differ = "; ".join(
-            f"{key} {found.get(key)!r} there, {value!r} here"
-            for key, value in recipe.items()
-            if found.get(key) != value
-        )
+    differ = "; ".join(
+        f"{key} {found.get(key)!r} there, {value!r} here" for key, value in recipe.items() if found.get(key) != value
+    )
+    if differ:
         raise CourseError(
             f"The feature cache {folder} was made with other settings ({differ}), so it is not reused: "
             f"delete that folder (or set CAPTION_DATA_DIR elsewhere) and run again."

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,8 +58,25 @@ class Captioner(NamedTuple):
 
 def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) -> dict[str, layers.Layer]:
     """Create the model's layers once, named as in the lesson's diagram."""
+    return {
+        # synchronized: under tf.distribute every replica normalises with the global batch statistics
+        # (lesson 10); momentum 0.9: the running averages used at inference settle within a short run
+        "image_norm": layers.BatchNormalization(momentum=0.9, synchronized=True, name="image_norm"),
+        "image_dropout": layers.Dropout(DROPOUT, name="image_dropout"),
+        "image_dense": layers.Dense(UNITS, activation="relu", name="image_dense"),
+        "embedding": word_embedding(vocab_size, embedding_matrix, mask_zero=True),
+        "words_dropout": layers.Dropout(DROPOUT, name="words_dropout"),
+        "lstm": layers.LSTM(UNITS, return_sequences=True, name="lstm"),
+        "merge": layers.Add(name="merge"),
+        "decoder_dense": layers.Dense(UNITS, activation="relu", name="decoder_dense"),
+        "next_word": layers.Dense(vocab_size, activation="softmax", name="next_word"),
+    }
+
+
+def word_embedding(vocab_size: int, embedding_matrix: np.ndarray | None, mask_zero: bool) -> layers.Embedding:
+    """The ``embedding`` layer: from ``embedding_matrix`` (GloVe, lesson 04) and frozen, or random and trained."""
     embedding = layers.Embedding(
-        vocab_size, EMBEDDING_DIM, mask_zero=True, trainable=embedding_matrix is None, name="embedding"
+        vocab_size, EMBEDDING_DIM, mask_zero=mask_zero, trainable=embedding_matrix is None, name="embedding"
     )
     if embedding_matrix is not None:
         if embedding_matrix.shape != (vocab_size, EMBEDDING_DIM):
@@ -67,19 +85,7 @@ def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) ->
             )
         embedding.build((None, None))
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
-    return {
-        # synchronized: under tf.distribute every replica normalises with the global batch statistics
-        # (lesson 10); momentum 0.9: the running averages used at inference settle within a short run
-        "image_norm": layers.BatchNormalization(momentum=0.9, synchronized=True, name="image_norm"),
-        "image_dropout": layers.Dropout(DROPOUT, name="image_dropout"),
-        "image_dense": layers.Dense(UNITS, activation="relu", name="image_dense"),
-        "embedding": embedding,
-        "words_dropout": layers.Dropout(DROPOUT, name="words_dropout"),
-        "lstm": layers.LSTM(UNITS, return_sequences=True, name="lstm"),
-        "merge": layers.Add(name="merge"),
-        "decoder_dense": layers.Dense(UNITS, activation="relu", name="decoder_dense"),
-        "next_word": layers.Dense(vocab_size, activation="softmax", name="next_word"),
-    }
+    return embedding
 
 
 def image_vector(model: keras.Model, features) -> keras.KerasTensor:
@@ -160,27 +166,30 @@ def load_captioner(path: str | Path, max_len: int, compile: bool = True) -> Capt
     try:
         sequence = keras.models.load_model(path, compile=compile)
     except (TypeError, ValueError):  # e.g. a file from a newer Keras, with layer options this one does not know
-        sequence = _rebuild_from_archive(path)
+        sequence = rebuild_from_archive(path, _sequence_from_config)
     return captioner_from_sequence(sequence, max_len)
 
 
-def _rebuild_from_archive(path: str | Path) -> keras.Model:
-    """The sequence model built from this module's layers, with the weights of the ``.keras`` file at ``path``.
+def _sequence_from_config(config: dict[str, dict]) -> keras.Model:
+    parts = build_layers(config["next_word"]["units"])
+    parts["embedding"].trainable = config["embedding"].get("trainable", True)
+    return _models(parts, max_len=1).sequence
+
+
+def rebuild_from_archive(path: str | Path, build: Callable[[dict[str, dict]], keras.Model]) -> keras.Model:
+    """The sequence model ``build`` makes from the saved layers' configs (by name), with the weights of ``path``.
 
     A file saved by a newer Keras can hold layer options an older one cannot read (Keras
     3.15 writes ``renorm`` into BatchNormalization's config, which Keras 3.10 rejects: a
     model trained locally, continued on Colab). The layers are the course's own, so only
-    the weights are taken from the file.
+    their sizes and the weights are taken from the file (lesson 07; lesson 11's model too).
     """
     from helpers.errors import CourseError
 
     with zipfile.ZipFile(path) as archive:
         saved = json.loads(archive.read("metadata.json")).get("keras_version", "unknown")
         layers_saved = json.loads(archive.read("config.json"))["config"]["layers"]
-    config = {layer["config"]["name"]: layer["config"] for layer in layers_saved}
-    parts = build_layers(config["next_word"]["units"])
-    parts["embedding"].trainable = config["embedding"].get("trainable", True)
-    sequence = _models(parts, max_len=1).sequence
+    sequence = build({layer["config"]["name"]: layer["config"] for layer in layers_saved})
     try:
         sequence.load_weights(path)
     except ValueError:

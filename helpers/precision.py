@@ -158,7 +158,8 @@ def keras_policy(precision: str) -> Iterator[None]:
 
     Only float16 has one here (``mixed_float16``: float32 weights, float16 arithmetic);
     bfloat16 is done by a graph rewrite instead (:func:`bfloat16_rewrite`), so its
-    models are built in float32. Untested in this course's CI (it has no GPU).
+    models are built in float32. Its numbers are tested on the CPU's kernels
+    (``tests/test_precision.py``); its speed needs a GPU, which CI has not.
     """
     before = keras.config.dtype_policy()
     if precision == "float16":
