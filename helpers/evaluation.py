@@ -35,7 +35,13 @@ from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
-from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
+from nltk.translate.bleu_score import (
+    SmoothingFunction,
+    closest_ref_length,
+    corpus_bleu,
+    modified_precision,
+    sentence_bleu,
+)
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer import ptbtokenizer
@@ -265,15 +271,9 @@ def _bleu_counts(refs: list[list[list[str]]], hyps: list[list[str]], max_n: int 
     hypothesis length and the closest reference length: what NLTK's corpus BLEU adds up."""
     rows = []
     for references, hypothesis in zip(refs, hyps):
-        row = []
-        for n in range(1, max_n + 1):
-            counts = Counter(tuple(hypothesis[i : i + n]) for i in range(len(hypothesis) - n + 1))
-            most: Counter = Counter()
-            for reference in references:
-                most |= Counter(tuple(reference[i : i + n]) for i in range(len(reference) - n + 1))
-            row += [sum((counts & most).values()), max(1, sum(counts.values()))]  # NLTK: denominator at least 1
-        closest = min((len(r) for r in references), key=lambda length: (abs(length - len(hypothesis)), length))
-        rows.append(row + [len(hypothesis), closest])
+        precisions = [modified_precision(references, hypothesis, n) for n in range(1, max_n + 1)]
+        counts = [count for p in precisions for count in (p.numerator, p.denominator)]  # NLTK's, not reduced
+        rows.append(counts + [len(hypothesis), closest_ref_length(references, len(hypothesis))])
     return np.array(rows, dtype="float64")
 
 
