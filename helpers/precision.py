@@ -134,6 +134,11 @@ def describe(setting: str, cpu_flags: Iterable[str], gpu_capabilities: Iterable[
     return f"float32 (no GPU; CPU lacks {' and '.join(BFLOAT16_CPU_FLAGS)})"
 
 
+def _this_machine(setting: str) -> tuple[frozenset[str], list[tuple[int, int]]]:
+    """This machine's CPU flags, and its GPUs when ``setting`` is auto (no GPU query otherwise)."""
+    return cpu_flags(), gpu_capabilities() if setting.strip().lower() == "auto" else []
+
+
 def machine_precision(setting: str) -> str:
     """:func:`choose_precision` for this machine: its CPU flags and GPUs (lesson 03).
 
@@ -141,12 +146,12 @@ def machine_precision(setting: str) -> str:
     """
     if setting in ("bfloat16", "float16"):
         return setting
-    return choose_precision(setting, cpu_flags(), gpu_capabilities() if setting.strip().lower() == "auto" else [])
+    return choose_precision(setting, *_this_machine(setting))
 
 
 def describe_machine(setting: str) -> str:
     """:func:`describe` for this machine, e.g. ``'bfloat16 (CPU has amx_bf16)'`` (setup cell, settings, doctor)."""
-    return describe(setting, cpu_flags(), gpu_capabilities() if setting.strip().lower() == "auto" else [])
+    return describe(setting, *_this_machine(setting))
 
 
 # ---------------------------------------------------------------- running in it
