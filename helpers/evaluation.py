@@ -95,22 +95,27 @@ def ptb_tokens(captions: Sequence[str]) -> list[list[str]]:
 
 
 def _tokenized(
-    references: Sequence[Sequence[str]], hypotheses: Sequence[str], tokenizer: str = "course"
-) -> tuple[list, list]:
-    """Check the shapes (a list of references per image, one hypothesis per image) and tokenize."""
-    if len(references) != len(hypotheses):
-        raise CourseError(
-            f"Got references for {len(references)} images but {len(hypotheses)} captions: one caption per image is needed."
-        )
+    references: Sequence[Sequence[str]], systems: Mapping[str, Sequence[str]], tokenizer: str = "course"
+) -> tuple[list, dict[str, list]]:
+    """Check the shapes (references per image, a caption per image from each system); tokenize the references once."""
+    for hypotheses in systems.values():
+        if len(references) != len(hypotheses):
+            raise CourseError(
+                f"Got references for {len(references)} images but {len(hypotheses)} captions: "
+                "one caption per image is needed."
+            )
     if not references or any(isinstance(refs, str) or not refs for refs in references):
         raise CourseError("references must be a list with, for each image, a non-empty list of reference captions.")
     if tokenizer not in TOKENIZERS:
         raise CourseError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}.")
     if tokenizer == "course":
-        return [[tokens(r) for r in refs] for refs in references], [tokens(h) for h in hypotheses]
-    words = iter(ptb_tokens([r for refs in references for r in refs] + list(hypotheses)))  # one Java start
+        return [[tokens(r) for r in refs] for refs in references], {
+            name: [tokens(h) for h in hypotheses] for name, hypotheses in systems.items()
+        }
+    every_caption = [r for refs in references for r in refs] + [h for hyps in systems.values() for h in hyps]
+    words = iter(ptb_tokens(every_caption))  # one line per caption: the same words however they are batched
     refs = [[next(words) for _ in image_refs] for image_refs in references]
-    return refs, [next(words) for _ in hypotheses]
+    return refs, {name: [next(words) for _ in hypotheses] for name, hypotheses in systems.items()}
 
 
 def _coco_format(refs: list[list[list[str]]], hyps: list[list[str]]) -> tuple[dict, dict]:
@@ -142,9 +147,9 @@ def score(
     them x100. ``tokenizer="ptb"`` splits both sides into words as coco-caption does
     (:func:`ptb_tokens`) instead of with lesson 02's cleaning.
     """
-    refs, hyps = _tokenized(references, hypotheses, tokenizer)
+    refs, hyps = _tokenized(references, {"": hypotheses}, tokenizer)
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
-        return _scores(refs, hyps, meteor_score)
+        return _scores(refs, hyps[""], meteor_score)
 
 
 def compare(
@@ -158,9 +163,9 @@ def compare(
     ``systems`` maps a name ("greedy", "beam 3", "nearest neighbour", ...) to its
     captions; METEOR's Java process starts once for all of them.
     """
-    tokenized = {name: _tokenized(references, captions, tokenizer) for name, captions in systems.items()}
+    refs, tokenized = _tokenized(references, systems, tokenizer)
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
-        rows = {name: _scores(refs, hyps, meteor_score) for name, (refs, hyps) in tokenized.items()}
+        rows = {name: _scores(refs, hyps, meteor_score) for name, hyps in tokenized.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -172,7 +177,8 @@ def per_image_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[s
     Their means are *not* the corpus scores of :func:`score` (corpus BLEU pools n-gram
     counts before dividing), except for ROUGE-L and CIDEr, which are means already.
     """
-    refs, hyps = _tokenized(references, hypotheses)
+    refs, hyps = _tokenized(references, {"": hypotheses})
+    hyps = hyps[""]
     gts, res = _coco_format(refs, hyps)
     return pd.DataFrame(
         {
@@ -313,8 +319,8 @@ def bootstrap_scores(
     n = len(references)
     weights = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype("float64")  # how often each image is drawn
     columns = {}
-    for name, captions in systems.items():
-        refs, hyps = _tokenized(references, captions, tokenizer)
+    refs, tokenized = _tokenized(references, systems, tokenizer)
+    for name, hyps in tokenized.items():
         columns[(name, "BLEU-4")] = _corpus_bleu_from_counts(weights @ _bleu_counts(refs, hyps))
         gts, res = _coco_format(refs, hyps)
         columns[(name, "CIDEr")] = weights @ np.asarray(Cider().compute_score(gts, res)[1]) / n
