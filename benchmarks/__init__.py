@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -33,3 +35,21 @@ def write_json(path: str | None, result: dict | list) -> None:
     """Write a side's figures to ``path`` (the ``--json`` option), if one was given."""
     if path:
         Path(path).write_text(json.dumps(result, indent=1))
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (every thread of this process) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def decoded_blocks(paths: Sequence[str | Path], batch_size: int) -> list:
+    """The images at ``paths`` decoded once, as float32 tensors of ``batch_size`` images: the model-alone runs' input."""
+    import numpy as np
+    import tensorflow as tf
+
+    from helpers.features import load_image
+
+    decoded = np.stack([load_image(str(path)).numpy() for path in paths])
+    return [tf.constant(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size)]

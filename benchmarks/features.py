@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import run_side, write_json
+from benchmarks import decoded_blocks, run_side, timed, write_json
 from benchmarks.workload import FULL_IMAGES, image_paths
 
 METHODS = {
@@ -64,7 +63,6 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
     """Run one method in this process; its speed, CPU time and peak memory."""
     os.environ.setdefault("CAPTION_CNN_WEIGHTS", "none")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
 
     from helpers import features
     from helpers.config import get_settings
@@ -85,8 +83,7 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
     else:
         course = features.extractor_function(weights, precision=precision)
         forward = lambda batch: course(batch)["pooled"]  # noqa: E731
-        decoded = np.stack([features.load_image(str(p)).numpy() for p in paths[:DECODED]])
-        blocks = [tf.constant(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size)]
+        blocks = decoded_blocks(paths[:DECODED], batch_size)
         cycle, left = [], images
         while left > 0:  # the decoded batches again and again, `images` images in all
             for block in blocks:
@@ -97,9 +94,7 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
         run = lambda: model_only(cycle, forward)  # noqa: E731
     best = (float("inf"), 0.0)
     for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+        best = min(best, timed(run))
     return {
         "method": method,
         "name": METHODS[method],

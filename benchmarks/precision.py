@@ -39,11 +39,10 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import numpy as np
 
-from benchmarks import run_side, write_json
+from benchmarks import decoded_blocks, run_side, timed, write_json
 from benchmarks.workload import image_paths
 
 DECODED = 64  # images decoded beforehand for the model-alone runs (cycled)
@@ -74,26 +73,17 @@ def forward_for(side: str, weights: str):
     return lambda batch: course(batch)["pooled"]
 
 
-def timed(run) -> tuple[float, float]:
-    """Wall and CPU seconds of ``run()``."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def measure(side: str, images: int, workload: int, batch_size: int, features_file: str) -> dict:
     """Run one side in this process: model alone and pipeline; the pipeline's features go to ``features_file``."""
     os.environ.setdefault("CAPTION_CNN_WEIGHTS", "none")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
 
     from helpers import features
 
     weights = features.check_weights(os.environ["CAPTION_CNN_WEIGHTS"])
     paths = image_paths(images, workload)
     forward = forward_for(side, weights)
-    decoded = np.stack([features.load_image(str(p)).numpy() for p in paths[:DECODED]])
-    blocks = [tf.constant(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size)]
+    blocks = decoded_blocks(paths[:DECODED], batch_size)
     forward(blocks[0]).numpy()  # warm up: trace and optimise
     batches = [blocks[k % len(blocks)] for k in range(-(-images // batch_size))]
     model_wall, model_cpu = timed(lambda: [forward(batch).numpy() for batch in batches])
