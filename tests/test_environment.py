@@ -6,6 +6,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from helpers import colab
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,3 +55,14 @@ def test_ci_runs_the_readme_test_command():
     assert commands == ["make test"]
     for target in re.findall(r"`make (\w+)", readme):
         assert re.search(rf"^{target}:", makefile, re.M), f"README mentions make {target}, the Makefile lacks it"
+
+
+def test_the_supported_floors_are_the_versions_test_compat_installs():
+    """helpers.colab.SUPPORTED (the setup cell's warning) names what requirements-oldest.txt tests."""
+    pins = {}
+    for line in (ROOT / "requirements-oldest.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split(";")[0].split("#")[0].strip().split("==")
+            pins[name.replace("tensorflow-cpu", "tensorflow")] = version
+    for name in ("tensorflow", "keras", "numpy", "pandas"):
+        assert pins[name].startswith(colab.SUPPORTED[name] + "."), (name, pins[name], colab.SUPPORTED[name])
