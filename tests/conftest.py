@@ -17,11 +17,12 @@ from PIL import Image
 
 from helpers.config import get_settings, variant
 from helpers.datasets import Dataset
-from scripts.sync_notebooks import is_setup_cell
 
 
 def setup_and_config_cells(notebook: Path) -> list[nbformat.NotebookNode]:
     """A lesson's setup cell (as scripts/sync_notebooks.py writes it) and its config cell."""
+    from scripts.sync_notebooks import is_setup_cell  # here: tests/distributed_job.py imports this file as a script
+
     cells = nbformat.read(notebook, as_version=4).cells
     return [
         next(cell for cell in cells if is_setup_cell(cell)),
