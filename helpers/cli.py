@@ -25,18 +25,35 @@ from helpers.errors import CourseError
 from helpers.quiet import import_tensorflow
 
 
-def caption(images: list[Path], model: Path | None, beam: int, settings: Settings) -> int:
-    """Print ``IMAGE<TAB>caption`` per image; 1 if any image was skipped (listed on stderr with the reason)."""
+def caption(images: list[str], model: Path | None, beam: int, settings: Settings) -> int:
+    """Print ``IMAGE<TAB>caption`` per image file or URL; 1 if any was skipped (listed on stderr with the reason).
+
+    A URL is fetched as lesson 08 fetches one, into the run's ``downloads`` folder.
+    """
     from helpers.bundle import load_bundle
-    from helpers.photos import caption_files
+    from helpers.photos import caption_files, fetch_photo
 
     bundle = load_bundle(model or settings.artifacts_dir)
-    captioned, skipped = caption_files(images, bundle, beam, precision=settings.precision)
-    for path, text in captioned.items():
-        print(f"{path}\t{text}")
-    for path, why in skipped.items():
-        print(f"skipped {path}: {why}", file=sys.stderr)
+    paths, skipped = {}, {}
+    for image in images:
+        try:
+            paths[image] = fetch_photo(image, settings.artifacts_dir / "downloads") if is_url(image) else Path(image)
+        except CourseError as error:
+            skipped[image] = str(error)
+    captioned, unreadable = caption_files(paths.values(), bundle, beam, precision=settings.precision)
+    for image, path in paths.items():
+        if path in captioned:
+            print(f"{image}\t{captioned[path]}")
+        else:
+            skipped[image] = unreadable[path]
+    for image, why in skipped.items():
+        print(f"skipped {image}: {why}", file=sys.stderr)
     return 1 if skipped else 0
+
+
+def is_url(text: str) -> bool:
+    """Whether a command-line argument is a web address rather than a file name."""
+    return text.startswith(("http://", "https://"))
 
 
 # ---------------------------------------------------------------- prefetch
@@ -221,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     commands = main_parser.add_subparsers(dest="command", required=True)
     caption_parser = commands.add_parser("caption", help="print one caption per image")
-    caption_parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG or PNG)")
+    caption_parser.add_argument("images", nargs="+", help="image files or http(s) addresses of images")
     caption_parser.add_argument(
         "--model", type=Path, default=None, help="model folder (default: this dataset's artifacts)"
     )

@@ -27,14 +27,17 @@ SPLITS = tuple(SPLIT_FILES)
 #: What a complete download holds; the loader checks it and says what differs.
 COUNTS = {"images": 8091, "train": 6000, "dev": 1000, "test": 1000}
 BOGUS_ID = "2258277193_586949ec62.jpg.1"  # listed in the token file, no such image
+#: The token file's two keys without an image file: the bogus id and the image it copies, absent from the archive.
+KEYS_WITHOUT_IMAGE = (BOGUS_ID.removesuffix(".1"), BOGUS_ID)
 
 #: Figures measured on the real Flickr8k text files with this course's cleaning
 #: (``helpers.text.clean_caption``) and ``Vocabulary.build(min_count=10)`` on the training split,
 #: loaded through ``load_dataset``. Lessons and benchmarks read them from here.
 FACTS = {
     "images": 8091,  # in the archive
-    "ids_in_token_file": 8092,  # the 8,091 images and the bogus id
-    "captions": 40455,  # of the images that exist: five each
+    "caption_lines": 40460,  # lines of Flickr8k.token.txt
+    "ids_in_token_file": 8093,  # 8,092 .jpg names (one of them not in the archive) and the bogus id
+    "captions": 40455,  # of the images that exist: five each (5 lines of the 2 keys without an image dropped)
     "images_in_no_split": 91,
     "train_images": 6000,
     "train_captions": 30000,
@@ -42,8 +45,9 @@ FACTS = {
     "vocab_words": 1652,
     "max_len": 34,  # ids of the longest encoded training caption, startseq and endseq included
     "train_pairs": 339109,  # (image, prefix) -> next word pairs of the classic generator, per epoch
-    "leaky_vocab_ids": 1951,  # counting dev and test captions too (the leak lesson 02 warns about)
+    "leaky_vocab_ids": 1926,  # train, dev and test captions counted (the leak lesson 02 warns about)
     "leaky_max_len": 35,
+    "all_images_vocab_ids": 1951,  # the captions of all 8,091 images, the 91 in no split included
     "original_project_words": 1848,  # what the original project reported, with its own cleaning
     "train_captions_losing_a_word": 0.35,  # about: share of training captions with a word below min_count
     "occurrences_of_common_words": 0.958,  # share of training word occurrences (lesson 01's lower-case words) seen 10+ times

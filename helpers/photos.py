@@ -73,8 +73,8 @@ def save_upload(name: str, content: bytes, folder: str | Path) -> Path:
 
 def caption_files(
     paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1, *, precision: str = "auto"
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Caption image files: ``({path: caption}, {path: why it was skipped})`` (lesson 08).
+) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Caption image files: ``({path: caption}, {path: why it was skipped})``, keyed by ``Path(p)`` (lesson 08).
 
     The images become ResNet50 features made the way the model's training features were
     (the bundle records the CNN weights), EXIF orientation applied. ``beam_width`` 1 is
@@ -93,6 +93,6 @@ def caption_files(
         else:
             captions = beam_search(bundle.captioner, bundle.vocab, features.features, beam_width=beam_width)
     by_name = dict(zip(features.images, captions))  # features name images by file name
-    captioned = {str(p): by_name[p.name] for p in paths if p.name in by_name}
-    skipped = {str(p): features.skipped[p.name] for p in paths if p.name in features.skipped}
+    captioned = {p: by_name[p.name] for p in paths if p.name in by_name}
+    skipped = {p: features.skipped[p.name] for p in paths if p.name in features.skipped}
     return captioned, skipped

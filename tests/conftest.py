@@ -172,3 +172,24 @@ def file_server():
     server = FileServer()
     yield server
     server.close()
+
+
+#: The real Flickr8k caption text and split lists, gzipped (see its README).
+REAL_FLICKR8K_TEXT = Path(__file__).resolve().parents[2] / "shared" / "flickr8k_text"
+
+
+def real_flickr8k_layout(root: Path) -> Path:
+    """Flickr8k unpacked into ``root`` as the course unpacks it: the real text files, and a
+    placeholder JPEG for each of the archive's 8,091 images (every key of the token file but two)."""
+    import gzip
+
+    from helpers.caption_files import read_token_file
+    from helpers.flickr8k import IMAGES_FOLDER, KEYS_WITHOUT_IMAGE, TOKEN_FILE
+
+    (root / IMAGES_FOLDER).mkdir(parents=True)
+    for packed in REAL_FLICKR8K_TEXT.glob("*.txt.gz"):
+        (root / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    placeholder = jpeg_bytes((90, 120, 150), (64, 48))
+    for image in set(read_token_file(root / TOKEN_FILE)["image"]) - set(KEYS_WITHOUT_IMAGE):
+        (root / IMAGES_FOLDER / image).write_bytes(placeholder)
+    return root

@@ -203,4 +203,4 @@ def test_an_attention_bundle_captions_photos_from_their_grid_features(course_dir
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 48), (220, 30, 30)).save(photo)
     captioned, skipped = caption_files([photo], bundle, beam_width=2)
-    assert skipped == {} and set(captioned[str(photo)].split()) <= {"a", "red", "circle"}
+    assert skipped == {} and set(captioned[photo].split()) <= {"a", "red", "circle"}

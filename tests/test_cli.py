@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import untrained_bundle
+from conftest import jpeg_bytes, untrained_bundle
 from helpers.cli import main
 from helpers.config import get_settings
 from helpers.text import Vocabulary
@@ -34,6 +34,23 @@ def test_caption_prints_one_line_per_image_and_reports_bad_ones(course_dir, caps
     assert len(caption) == max_len - 1 and set(caption) <= {"a", "red", "circle"}
     assert f"skipped {missing}: file not found" in err
     assert status == 1
+
+
+def test_caption_takes_web_addresses_as_lesson_08_does(course_dir, capsys, file_server):
+    bundle = untrained_bundle(course_dir / "model", never_ends=True)
+    file_server.add("/photos/cat.jpg", jpeg_bytes((200, 30, 30), (80, 64)))
+    file_server.add("/share/page.jpg", b"<!DOCTYPE html><html><body>a photo page</body></html>")
+    good, gone, page = (f"{file_server.url}{path}" for path in ("/photos/cat.jpg", "/nothing.jpg", "/share/page.jpg"))
+    capsys.readouterr()
+
+    status = main(["caption", good, gone, page, "--model", str(bundle)])
+
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == [good] and out.split("\t")[1].split()
+    assert f"skipped {gone}: Download failed: the server answered HTTP 404" in err
+    assert f"skipped {page}: {page} did not give an image: a web page" in err
+    assert status == 1
+    assert [p.name for p in (get_settings().artifacts_dir / "downloads").iterdir()][0].endswith("-cat.jpg")
 
 
 def test_caption_without_a_model_says_what_to_do(course_dir, capsys):

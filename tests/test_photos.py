@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,17 +79,17 @@ def test_caption_files_explains_every_bad_upload_and_captions_the_rest(bundle, t
     Image.new("RGB", (120, 100), "white").save(huge)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 12,000 pixels: above twice the limit
     captioned, skipped = caption_files([good, heic, page, text, huge], bundle, beam_width=2)
-    assert list(captioned) == [str(good)] and captioned[str(good)].split()
-    assert "HEIC" in skipped[str(heic)] and "JPEG" in skipped[str(heic)]
-    assert "web page" in skipped[str(page)]
-    assert skipped[str(text)] == "not an image file"
-    assert "too large" in skipped[str(huge)]
+    assert list(captioned) == [good] and captioned[good].split()
+    assert "HEIC" in skipped[heic] and "JPEG" in skipped[heic]
+    assert "web page" in skipped[page]
+    assert skipped[text] == "not an image file"
+    assert "too large" in skipped[huge]
 
 
 def test_nothing_readable_gives_no_captions_and_no_error(bundle, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     captioned, skipped = caption_files([tmp_path / "empty.jpg"], bundle)
-    assert captioned == {} and skipped == {str(tmp_path / "empty.jpg"): "empty file"}
+    assert captioned == {} and skipped == {tmp_path / "empty.jpg": "empty file"}
 
 
 def test_a_learners_photo_is_byte_identical_after_captioning(bundle, tmp_path):
@@ -102,3 +103,11 @@ def test_a_learners_photo_is_byte_identical_after_captioning(bundle, tmp_path):
     caption_files([photo], bundle, beam_width=3)
     assert (hashlib.sha256(photo.read_bytes()).hexdigest(), photo.stat().st_mtime_ns) == before
     assert sorted(p.name for p in mine.iterdir()) == ["portrait.jpg"]
+
+
+def test_a_relative_path_with_a_space_comes_back_as_given(bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my dog.jpg").write_bytes(jpeg_bytes((30, 160, 60), (96, 64)))
+    given = Path("./my dog.jpg")
+    captioned, skipped = caption_files([given], bundle)
+    assert skipped == {} and captioned[given] == captioned[Path("my dog.jpg")] and captioned[given].split()
