@@ -47,7 +47,7 @@ def run(workload: int, epochs: int) -> dict:
     from helpers.config import get_settings
 
     settings = get_settings()
-    shutil.rmtree(settings.artifacts_root, ignore_errors=True)
+    shutil.rmtree(settings.outputs_root, ignore_errors=True)
 
     from helpers.course import prepare_course_data
     from helpers.datasets import load_dataset
@@ -66,7 +66,7 @@ def run(workload: int, epochs: int) -> dict:
 
     dataset = load_dataset(settings=settings)
     lap("dataset")
-    dataset_features(dataset, settings.cnn_weights, precision=settings.precision)
+    dataset_features(dataset)
     lap("features")
     course = prepare_course_data(settings)
     vocab, feature_set, train_captions = course.vocab, course.features, course.train_captions

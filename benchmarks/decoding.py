@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from benchmarks import write_json
-from helpers.flickr8k import FACTS
+from helpers.datasets import FACTS
 
 VOCAB_SIZE, MAX_LEN, WORDS = FACTS["vocab_ids"], FACTS["max_len"], 12
 

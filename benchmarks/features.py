@@ -66,11 +66,11 @@ def measure(method: str, images: int, workload: int, batch_size: int, repeat: in
 
     from helpers import features
     from helpers.config import get_settings
-    from helpers.precision import machine_precision
 
     paths = image_paths(images, workload)
-    weights = get_settings().cnn_weights
-    precision = machine_precision(get_settings().precision)  # the pipeline and the model alone alike
+    settings = get_settings()
+    weights = settings.cnn_weights
+    precision = features.choose_precision(settings.precision, weights, settings.precision_record)  # both alike
     if method == "loop":
         model = features.build_extractor(weights)
         per_image_loop(paths[:2], model)  # warm up: predict's first call builds its function

@@ -41,7 +41,7 @@ def prepare(words: int = ALL_WORDS) -> None:
 
     from benchmarks.workload import MAX_WORDS, common_words
     from helpers.embeddings import load_glove
-    from helpers.files import atomic_path
+    from helpers.system.files import atomic_path
     from helpers.text import END, PAD, START, Vocabulary
 
     if not VOCAB_FILE.exists():

@@ -63,13 +63,13 @@ def forward_for(side: str, weights: str):
     """The function from (batch, 224, 224, 3) float32 images to pooled float32 features of ``side``."""
     import tensorflow as tf
 
-    from helpers import extractor
+    from helpers import features
 
     if side == "float32-unfolded":
-        model = extractor.build_extractor(weights)
-        signature = [tf.TensorSpec((None, *extractor.IMAGE_SIZE, 3), tf.float32)]
+        model = features.build_extractor(weights)
+        signature = [tf.TensorSpec((None, *features.IMAGE_SIZE, 3), tf.float32)]
         return tf.function(lambda batch: model(batch, training=False), input_signature=signature)
-    course = extractor.extractor_function(weights, precision=side)
+    course = features.extractor_function(weights, precision=side)
     return lambda batch: course(batch)["pooled"]
 
 
@@ -161,10 +161,13 @@ def main() -> None:
         return
 
     from benchmarks.__main__ import machine
-    from helpers import precision
+    from helpers.config import get_settings
+    from helpers.features import precision_verdict
+    from helpers.system import precision
 
-    flags, gpus = precision.cpu_flags(), precision.gpu_capabilities()
-    reduced = precision.choose_precision("auto", flags, gpus) if args.precision == "auto" else args.precision
+    flags = precision.cpu_flags()
+    verdict = precision_verdict(os.environ.get("CAPTION_CNN_WEIGHTS", "none"), get_settings().precision_record)
+    reduced = verdict["chosen"] if args.precision == "auto" else args.precision
     image_paths(args.images, workload)  # made before any timing
     load = os.getloadavg()[0]
     runs: dict[str, list[dict]] = {side: [] for side in sides(reduced)}
@@ -176,7 +179,7 @@ def main() -> None:
         vectors = {side: np.load(f"{scratch}/{side}.npy") for side in runs}
     agreements = {side: agreement(found, vectors["float32"]) for side, found in vectors.items()}
     bf16_flags = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
-    auto = precision.describe("auto", flags, gpus)
+    auto = precision.describe(verdict)
     write_json(args.json, {"runs": runs, "agreement": agreements, "cpu_flags": bf16_flags, "auto": auto})
 
     print(

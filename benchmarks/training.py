@@ -39,7 +39,7 @@ from multiprocessing import get_context
 import numpy as np
 
 from benchmarks import write_json
-from helpers.flickr8k import FACTS
+from helpers.datasets import FACTS
 
 VOCAB_SIZE, MAX_LEN, CAPTIONS_PER_IMAGE, TOPICS = FACTS["vocab_ids"], FACTS["max_len"], 5, 100
 DEV_CAPTIONS = 1000

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from helpers.flickr8k import FACTS, IMAGES_FOLDER, SPLIT_FILES, TOKEN_FILE
+from helpers.datasets import FACTS, IMAGES_FOLDER, SPLIT_FILES, TOKEN_FILE
 
 #: Where workloads and other generated files go (git-ignored); BENCHMARKS_WORK moves it, e.g. to a bigger disk.
 WORK = Path(os.environ.get("BENCHMARKS_WORK") or Path(__file__).resolve().parent / "work")
@@ -221,7 +221,7 @@ def make_workload(images: int = FULL_IMAGES, seed: int = 0, processes: int | Non
     """Generate the workload once (resumable); return its folder, in the Flickr8k layout."""
     from tqdm.auto import tqdm
 
-    from helpers.files import atomic_path
+    from helpers.system.files import atomic_path
 
     root = workload_dir(images) if seed == 0 else WORK / f"synthetic-{images}-seed{seed}"
     stamp = f"{IMAGES_VERSION} images={images} seed={seed}"

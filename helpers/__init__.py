@@ -1,19 +1,11 @@
-"""Helpers for the image captioning course: the code later lessons reuse.
+"""The image captioning course's helpers: what later lessons reuse of earlier ones.
 
-Each module does one job, for the lesson that introduces it:
-
-* 01: ``config`` (settings), ``datasets`` (one shape for every dataset), ``flickr8k``,
-  ``caption_files`` (reading caption and split files), ``shapes`` (the offline dataset),
-  ``images`` (checking and reading image files);
-* 02 ``text``; 03 ``features``, ``feature_cache``, ``extractor`` and ``precision``; 04 ``embeddings``; 05 ``generators``;
-  06 ``model``; 07 ``training`` and ``bundle``; 08 ``decoding`` and ``photos``;
-  09 ``evaluation``; 10 ``karpathy`` (Flickr30k, COCO) and ``distribute``; 11 ``attention``;
-* ``course``: the preparation chain lessons 05-11 start from;
-* shared: ``plotting``, ``download``, ``files``, ``errors``, ``quiet`` (TensorFlow's start-up),
-  ``colab`` (Google Drive, versions), ``compat`` (workarounds for library bugs), ``cli``.
-
-Imports point down that list's order of lessons; only the edges (a notebook's config
-cell, the command line) read the ``CAPTION_*`` settings.
+Each top-level module belongs to one lesson and says which in its first line: ``config`` and
+``datasets`` (01), ``text`` (02), ``features`` (03), ``embeddings`` (04), ``generators`` (05),
+``model`` (06), ``training`` (07, 10), ``decoding`` and ``photos`` (08), ``evaluation`` (09),
+``attention`` (11), ``share`` (12); ``course`` chains them, ``plotting`` draws for all. The
+machinery lives below: ``data`` (downloads, file formats), ``system`` (errors, caches,
+precision, platform shims), ``tools`` (command line, distributed launcher, web page).
 """
 
 from __future__ import annotations
@@ -22,25 +14,17 @@ import os
 import platform
 import sys
 
-# Quieter TensorFlow start-up (C++ info lines) unless the learner asked for logs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines off, unless the learner set it
 
-from helpers.colab import keep_on_drive, too_old  # noqa: E402
-from helpers.errors import CourseError, install_notebook_handler  # noqa: E402
-from helpers.quiet import import_tensorflow  # noqa: E402
+from helpers.system.colab import keep_on_drive, too_old  # noqa: E402
+from helpers.system.errors import CourseError, install_notebook_handler  # noqa: E402
+from helpers.system.quiet import import_tensorflow  # noqa: E402
 
 __all__ = ["CourseError", "setup"]
 
-COLAB_GPU_HINT = "On Colab: Runtime > Change runtime type > T4 GPU, then run the notebook again."
-
 
 def setup(keep_data_on_drive: bool = False) -> None:
-    """Every lesson's setup cell: versions, the compute device, course errors shown as one line.
-
-    On Colab, ``keep_data_on_drive=True`` keeps the course's data on Google Drive, so a
-    lesson opened on a new VM continues from what the earlier lessons made
-    (:func:`helpers.colab.keep_on_drive`).
-    """
+    """Every lesson's setup cell: course errors as one line, Drive on Colab, versions and device printed."""
     install_notebook_handler()
     on_colab = "google.colab" in sys.modules
     if keep_data_on_drive and on_colab:
@@ -49,7 +33,7 @@ def setup(keep_data_on_drive: bool = False) -> None:
         print(
             "KEEP_ON_DRIVE only applies on Google Colab: here the data stays in the course folder (or CAPTION_DATA_DIR)."
         )
-    tf = import_tensorflow()  # first, and without TensorFlow's start-up banner (see helpers.quiet)
+    tf = import_tensorflow()
     import keras
     import numpy
     import pandas
@@ -67,4 +51,4 @@ def setup(keep_data_on_drive: bool = False) -> None:
     if old := too_old(found):
         print(f"Older than the course supports: {', '.join(old)}; upgrade them (pip install -U ...) if a lesson fails.")
     if not gpus and on_colab:
-        print(COLAB_GPU_HINT)
+        print("On Colab: Runtime > Change runtime type > T4 GPU, then run the notebook again.")

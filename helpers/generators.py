@@ -1,21 +1,12 @@
-"""Training data for the captioner, the classic way and the fast way (introduced in lesson 05).
+"""Training data for the captioner, the classic way and the fast way (lesson 05).
 
-A caption ``startseq a dog runs endseq`` teaches the model four things: after
-``startseq`` comes ``a``, after ``startseq a`` comes ``dog``, and so on.
-
-* The **classic generator** (:class:`CaptionPairs`) spells every such pair out: one
-  ``(image features, right-padded prefix) -> next word`` row per word, for the *prefix
-  model*. It is what tutorials in the wild show.
-* The **fast path** (:func:`caption_dataset`) hands the *sequence model* whole captions:
-  inputs ``tokens[:-1]``, targets ``tokens[1:]`` (both paths use teacher forcing). One pass over a
-  caption computes every pair of it at once, batched by ``tf.data`` without Python in
-  the loop.
-
-Both take the image features and the encoded captions grouped by image: either an array
-``(n_images, 2048)`` with a list whose item ``i`` holds the captions of image ``i``, or
-mappings keyed by image name (a ``FeatureSet`` from :mod:`helpers.features` works too).
-A caption is a list of token ids, ``startseq ... endseq``, with no padding. Captions longer
-than ``max_len + 1`` tokens are cut, so every prefix fits the prefix model's input.
+The **classic generator** (:class:`CaptionPairs`) spells out one ``(image, right-padded prefix)
+-> next word`` pair per word, for the *prefix model*, as tutorials in the wild do. The **fast
+path** (:func:`caption_dataset`) hands the *sequence model* whole captions (inputs
+``tokens[:-1]``, targets ``tokens[1:]``), batched by ``tf.data``. Both take features (an array,
+a mapping or a ``FeatureSet``) and captions grouped by image (a list aligned with the feature
+rows, or a mapping by image name); a caption is a list of ids, ``startseq ... endseq``, cut to
+``max_len + 1`` tokens so every prefix fits the prefix model.
 """
 
 from __future__ import annotations
@@ -75,14 +66,11 @@ def caption_pairs(caption: Sequence[int], max_len: int | None = None) -> list[tu
 
 
 class CaptionPairs(keras.utils.PyDataset):
-    """The classic generator: every (image, padded prefix) -> next word pair (lesson 05).
+    """The classic generator: every (image, padded prefix) -> next word pair, for the prefix model (lesson 05).
 
-    Each batch holds all pairs of all captions of ``images_per_batch`` images, so its
-    size varies (about 5 captions x 11 words = 55 pairs per Flickr8k image). The image
-    order is shuffled before every epoch. Targets are word ids for
-    ``SparseCategoricalCrossentropy``, or one-hot rows of length ``vocab_size`` with
-    ``one_hot=True`` (what older tutorials do; lesson 05 measures what that costs).
-    Feed it to the *prefix* model.
+    A batch holds all pairs of ``images_per_batch`` images (about 55 per Flickr8k image),
+    shuffled by image every epoch. Targets are word ids, or one-hot rows with ``one_hot=True``
+    (what older tutorials do; lesson 05 measures what that costs).
     """
 
     def __init__(
@@ -139,10 +127,9 @@ def teacher_forcing_arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole captions as three arrays, one row per caption (lesson 05).
 
-    Returns ``image_rows`` (which image each caption belongs to, as a position in the
-    grouped captions), ``inputs`` = ``tokens[:-1]`` and ``targets`` = ``tokens[1:]``, both
-    right-padded with 0 to the longest caption. Target ``t`` is the word that follows
-    ``inputs[:t + 1]``: the pairs of the classic generator, side by side.
+    ``image_rows`` (each caption's image, as a position in the grouped captions), ``inputs`` =
+    ``tokens[:-1]`` and ``targets`` = ``tokens[1:]``, right-padded with 0: target ``t`` is the
+    word after ``inputs[:t + 1]``, the classic generator's pairs side by side.
     """
     _, groups = _grouped(captions)
     cut = [
@@ -179,12 +166,9 @@ def caption_dataset(
 ) -> tf.data.Dataset:
     """The fast path: batches of whole captions for the sequence model (lesson 05).
 
-    Yields ``({"image": (b, 2048), "words": (b, T)}, targets (b, T))`` where ``T`` is the
-    longest caption *of that batch* (all-zero columns are trimmed), targets are word ids
-    and 0 marks padding (the loss ignores class 0). With ``buckets > 1`` captions of
-    similar length are batched together (``bucket_by_sequence_length``), so little of each
-    batch is padding; ``buckets=1`` batches them as they come (shuffled or not). The features of each
-    batch are gathered from one in-memory table of the images' features, by index.
+    Yields ``({"image": (b, 2048), "words": (b, T)}, targets (b, T))``, ``T`` the longest caption
+    *of the batch*, 0 marking padding (the loss ignores it). ``buckets > 1`` batches captions
+    of similar length together, so little is padding; ``buckets=1`` takes them as they come.
     """
     keys, _ = _grouped(captions)
     table = tf.constant(feature_rows(features, keys))
@@ -215,11 +199,7 @@ def length_batches(
     buckets: int,
     seed: int | None,
 ) -> tf.data.Dataset:
-    """Batches of ``(image rows, words, targets)``, shuffled, grouped by caption length (lesson 05).
-
-    The part of the fast path that does not depend on where the features live: lesson 05
-    gathers them from memory, lesson 10 reads them from disk.
-    """
+    """Batches of ``(image rows, words, targets)``, shuffled, grouped by length: the fast path minus the features."""
     data = tf.data.Dataset.from_tensor_slices((image_rows, inputs, targets))
     if shuffle:
         data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
@@ -231,12 +211,10 @@ def length_batches(
         [batch_size] * (len(limits) + 1),
         no_padding=True,
     )
-    # Tell Keras how many batches an epoch has: a progress bar with an end, no "ran out of data".
+    # how many batches an epoch has: a progress bar with an end, no "ran out of data"
     per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
     data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
-    # A batch costs microseconds to make, so there is nothing for tf.data's autotuner to tune;
-    # left on, it held training to one of two CPU cores in most runs (benchmarks/training.py:
-    # 8,000 instead of 13,000 word pairs per second on 2 cores).
+    # a batch costs microseconds: left on, tf.data's autotuner held training to one of two cores (benchmarks/)
     options = tf.data.Options()
     options.autotune.enabled = False
     return data.with_options(options)
@@ -252,13 +230,8 @@ def stream_caption_dataset(
     buckets: int = 5,
     seed: int | None = None,
 ):
-    """The fast path, with each batch's features read from ``store`` (a memory-mapped ``FeatureSet``) (lesson 10).
-
-    Same batches as :func:`helpers.generators.caption_dataset` (whole captions, bucketed by
-    length, padding trimmed, targets = the next words) for ``captions`` keyed by image name;
-    only caption ids and row numbers live in memory. The rows of a batch are read from the
-    memory-mapped file in a ``tf.numpy_function``.
-    """
+    """:func:`caption_dataset`'s batches, each batch's features read from ``store``, a memory-mapped ``FeatureSet``
+    (lesson 10); only caption ids and row numbers live in memory."""
     rows_of_images = store.row_numbers(captions.keys())
     image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
     rows = rows_of_images[image_rows]

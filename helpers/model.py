@@ -1,40 +1,55 @@
-"""The merge captioner of DESIGN section 2, in its two forms (introduced in lesson 06).
+"""The merge captioner of DESIGN section 2 in its two forms, one word at a time, and saved as a bundle (lessons 06-07).
 
-* The **prefix model** is the classic one: ``(image features, padded prefix) -> next word``.
-* The **sequence model** runs the same layers over a whole caption at once (teacher
-  forcing) and predicts the next word at *every* position.
-
-Both are built from the same layer objects, so training one trains the other. Words are
-right-padded with 0 (``padding="post"``), which the masked LSTM skips and which cuDNN
-needs on a GPU. The merge ``add`` drops the LSTM's mask (its image input has none), so the
-sequence model's loss ignores padding explicitly with ``ignore_class=0``.
+The **prefix model** is the classic one: ``(image features, padded prefix) -> next word``. The
+**sequence model** runs the same layers over a whole caption (teacher forcing) and predicts
+the next word at every position. Both share their layer objects, so training one trains the
+other. Words are right-padded with 0; the merge ``add`` drops the LSTM's mask, so the sequence
+loss skips padding with ``ignore_class=0``. Every captioner (lesson 11's too) offers the small
+interface :class:`Captioner`: decoding, training and saving never ask which kind they hold.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import weakref
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
-FEATURE_DIM = 2048
-EMBEDDING_DIM = 50
-UNITS = 256
-DROPOUT = 0.3
+from helpers.features import FEATURE_SIZE, cache_recipe
+from helpers.system.errors import CourseError
+from helpers.system.files import atomic_path, read_json, write_json
+from helpers.text import Vocabulary
+
+EMBEDDING_DIM, UNITS, DROPOUT = 50, 256, 0.3
+#: A bundle names its architecture; this table finds its loader (module, function) and the features it reads.
+ARCHITECTURES = {
+    "merge": ("helpers.model", "load_captioner", "pooled"),
+    "attention": ("helpers.attention", "load_attention_captioner", "grid"),
+}
+
+
+class Captioner(Protocol):
+    """What decoding, training and a bundle use of any captioner."""
+
+    architecture: str  # its name in :data:`ARCHITECTURES`
+    sequence: keras.Model  # next word at every position of a caption: trained, and saved as model.keras
+    prefix: keras.Model | None  # the classic (image, padded prefix) -> next word model, where there is one
+
+    def decoder(self) -> tuple[Callable, Callable]:
+        """``(start, step)``: ``start(features) -> (context, h, c)``, ``step(context, tokens, h, c) -> (probs, h, c)``."""
 
 
 @keras.saving.register_keras_serializable(package="caption_course")
 class LastStep(layers.Layer):
-    """Pick each row's output at its last real (non-padding) word.
-
-    ``LSTM(256)`` with ``return_sequences=False`` returns exactly this on a masked,
-    right-padded input; picking it from the sequence lets both models share one LSTM.
-    """
+    """Each row's output at its last real word: what ``LSTM(return_sequences=False)`` returns on a right-padded input."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -44,23 +59,26 @@ class LastStep(layers.Layer):
         return None
 
     def call(self, sequence, words):
-        lengths = ops.sum(ops.cast(ops.not_equal(words, 0), "int32"), axis=1)
-        last = ops.maximum(lengths - 1, 0)
+        last = ops.maximum(ops.sum(ops.cast(ops.not_equal(words, 0), "int32"), axis=1) - 1, 0)
         return ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0, :]
 
 
-class Captioner(NamedTuple):
-    """The two views of one set of weights; unpack as ``prefix, sequence = ...``."""
+class MergeCaptioner(NamedTuple):
+    """The two views of one set of weights (lesson 06); unpack as ``prefix, sequence = ...``."""
 
     prefix: keras.Model
     sequence: keras.Model
+    architecture = "merge"
+
+    def decoder(self) -> tuple[Callable, Callable]:
+        """The one-word decoder of lesson 08: :func:`initial_state` and :func:`decoder_step`."""
+        return (lambda features: initial_state(self, features)), decoder_step(self)
 
 
 def build_layers(vocab_size: int, embedding_matrix: np.ndarray | None = None) -> dict[str, layers.Layer]:
-    """Create the model's layers once, named as in the lesson's diagram."""
+    """The model's layers, created once and named as in the lesson's diagram."""
     return {
-        # synchronized: under tf.distribute every replica normalises with the global batch statistics
-        # (lesson 10); momentum 0.9: the running averages used at inference settle within a short run
+        # synchronized: under tf.distribute every replica normalises with the global batch (lesson 10)
         "image_norm": layers.BatchNormalization(momentum=0.9, synchronized=True, name="image_norm"),
         "image_dropout": layers.Dropout(DROPOUT, name="image_dropout"),
         "image_dense": layers.Dense(UNITS, activation="relu", name="image_dense"),
@@ -80,18 +98,10 @@ def word_embedding(vocab_size: int, embedding_matrix: np.ndarray | None, mask_ze
     )
     if embedding_matrix is not None:
         if embedding_matrix.shape != (vocab_size, EMBEDDING_DIM):
-            raise ValueError(
-                f"embedding_matrix has shape {embedding_matrix.shape}, expected ({vocab_size}, {EMBEDDING_DIM})"
-            )
+            raise ValueError(f"embedding_matrix has shape {embedding_matrix.shape}, expected ({vocab_size}, 50)")
         embedding.build((None, None))
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     return embedding
-
-
-def image_vector(model: keras.Model, features) -> keras.KerasTensor:
-    """The image branch at inference (batch norm with its learned statistics, no dropout): (n, 2048) -> (n, 256)."""
-    normalized = model.get_layer("image_norm")(ops.convert_to_tensor(features, "float32"), training=False)
-    return model.get_layer("image_dense")(normalized)
 
 
 def _connect(parts: dict[str, layers.Layer], image, words, every_step: bool):
@@ -102,99 +112,176 @@ def _connect(parts: dict[str, layers.Layer], image, words, every_step: bool):
         image_vector = layers.Reshape((1, UNITS), name="image_per_step")(image_vector)
     else:
         sequence = LastStep(name="last_word")(sequence, words)
-    merged = parts["merge"]([image_vector, sequence])
-    return parts["next_word"](parts["decoder_dense"](merged))
+    return parts["next_word"](parts["decoder_dense"](parts["merge"]([image_vector, sequence])))
 
 
-def _models(parts: dict[str, layers.Layer], max_len: int) -> Captioner:
-    image = keras.Input((FEATURE_DIM,), name="image")
+def _models(parts: dict[str, layers.Layer], max_len: int) -> MergeCaptioner:
+    image = keras.Input((FEATURE_SIZE,), name="image")
     prefix_words = keras.Input((max_len,), dtype="int32", name="words")
     caption_words = keras.Input((None,), dtype="int32", name="words")
     sequence = keras.Model([image, caption_words], _connect(parts, image, caption_words, True), name="sequence_model")
     prefix = keras.Model([image, prefix_words], _connect(parts, image, prefix_words, False), name="prefix_model")
-    return Captioner(prefix, sequence)
+    return MergeCaptioner(prefix, sequence)
 
 
 def compile_captioner(captioner: Captioner, learning_rate: float = 1e-3) -> Captioner:
-    """Adam and cross-entropy on integer targets; the sequence loss skips padding (class 0)."""
-    captioner.prefix.compile(keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy())
-    captioner.sequence.compile(
-        keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(ignore_class=0)
-    )
+    """Adam and cross-entropy on integer targets for each view; the sequence loss skips padding (class 0)."""
+    for model, ignore in ((captioner.prefix, None), (captioner.sequence, 0)):
+        if model is not None:
+            model.compile(
+                keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore)
+            )
     return captioner
 
 
-def build_captioner(vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None) -> Captioner:
-    """Build and compile the prefix and sequence models from one set of layers.
+def build_captioner(vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None) -> MergeCaptioner:
+    """The compiled prefix and sequence models, built from one set of layers (lesson 06).
 
-    ``vocab_size`` counts index 0 (padding); ``max_len`` is the prefix model's input
-    length (the sequence model takes any length). With ``embedding_matrix`` (GloVe,
-    ``(vocab_size, 50)``) the embedding is initialised from it and frozen.
+    ``vocab_size`` counts padding; ``max_len`` is the prefix model's input length (the sequence
+    model reads any). With ``embedding_matrix`` (GloVe) the embedding starts from it, frozen.
     """
     return compile_captioner(_models(build_layers(vocab_size, embedding_matrix), max_len))
 
 
-def captioner_from_sequence(sequence: keras.Model, max_len: int) -> Captioner:
-    """Rebuild both views around a (loaded) sequence model's layers: no weights are copied."""
-    names = (
-        "image_norm",
-        "image_dropout",
-        "image_dense",
-        "embedding",
-        "words_dropout",
-        "lstm",
-        "merge",
-        "decoder_dense",
-        "next_word",
-    )
-    return _models({name: sequence.get_layer(name) for name in names}, max_len)
+# ---------------------------------------------------------------- one word at a time (lesson 08)
+
+_compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def save_captioner(captioner: Captioner, path: str | Path) -> None:
-    """Save the sequence model (the prefix model is rebuilt from its layers on load)."""
-    from helpers.files import atomic_path
+def image_vector(model: keras.Model, features) -> tf.Tensor:
+    """The image branch at inference (batch norm's learned statistics, no dropout): (n, 2048) -> (n, 256)."""
+    normalized = model.get_layer("image_norm")(ops.convert_to_tensor(features, "float32"), training=False)
+    return model.get_layer("image_dense")(normalized)
 
-    with atomic_path(path) as tmp:
+
+def initial_state(captioner: MergeCaptioner, features) -> tuple:
+    """``(image vector, h, c)`` before the first word: the image branch, and an all-zero LSTM state (lesson 08)."""
+    zeros = ops.zeros((len(features), captioner.sequence.get_layer("lstm").cell.units))
+    return image_vector(captioner.sequence, features), zeros, zeros
+
+
+def decoder_step(captioner: MergeCaptioner) -> Callable:
+    """``step(image_vector, tokens, h, c) -> (next-word probabilities, h, c)``, compiled once per model (lesson 08)."""
+    model = captioner.sequence
+    if model not in _compiled_steps:
+        embedding, cell = model.get_layer("embedding"), model.get_layer("lstm").cell
+        merge, decoder_dense, next_word = (model.get_layer(n) for n in ("merge", "decoder_dense", "next_word"))
+
+        def step(image_vector, tokens, h, c):
+            vectors = ops.take(embedding.embeddings, tokens, axis=0)  # the layer would attach a mask the cell rejects
+            output, (h, c) = cell(vectors, [h, c])
+            return next_word(decoder_dense(merge([image_vector, output]))), h, c
+
+        _compiled_steps[model] = tf.function(step, reduce_retracing=True)
+    return _compiled_steps[model]
+
+
+# ---------------------------------------------------------------- saved (lesson 07)
+
+
+def captioner_from_sequence(sequence: keras.Model, max_len: int) -> MergeCaptioner:
+    """Both views around a (loaded) sequence model's layers: no weights are copied."""
+    names = ("image_norm", "image_dropout", "image_dense", "embedding", "words_dropout", "lstm", "merge")
+    return _models({name: sequence.get_layer(name) for name in (*names, "decoder_dense", "next_word")}, max_len)
+
+
+def load_captioner(path: str | Path, max_len: int) -> MergeCaptioner:
+    """A sequence model saved by :func:`save_bundle` (or ``.sequence.save``), with both views, for inference."""
+
+    def rebuild(config: dict[str, dict]) -> keras.Model:
+        parts = build_layers(config["next_word"]["units"])
+        parts["embedding"].trainable = config["embedding"].get("trainable", True)
+        return _models(parts, max_len=1).sequence
+
+    return captioner_from_sequence(load_sequence(path, rebuild), max_len)
+
+
+def load_sequence(path: str | Path, rebuild: Callable[[dict[str, dict]], keras.Model]) -> keras.Model:
+    """A saved sequence model, uncompiled; a file from a newer Keras is rebuilt from its layers' sizes and weights.
+
+    Keras 3.15 writes options into BatchNormalization's config that Keras 3.10 rejects (a model
+    trained locally, continued on Colab): ``rebuild(configs by layer name)`` makes the model anew.
+    """
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (TypeError, ValueError):
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("metadata.json")).get("keras_version", "unknown")
+            configs = {
+                layer["config"]["name"]: layer["config"]
+                for layer in json.loads(archive.read("config.json"))["config"]["layers"]
+            }
+        sequence = rebuild(configs)
+        try:
+            sequence.load_weights(path)
+        except ValueError:
+            raise CourseError(
+                f"{path} was saved by Keras {saved}, which this Keras ({keras.__version__}) cannot read: "
+                "train the model again here (lesson 07) or use a newer Keras."
+            ) from None
+        return sequence
+
+
+class Bundle(NamedTuple):
+    """A trained captioner with its vocabulary and how it was made (lesson 07)."""
+
+    captioner: Captioner
+    vocab: Vocabulary
+    info: dict
+
+    @property
+    def feature_kind(self) -> str:
+        """The image features the captioner reads: ``pooled`` vectors, or lesson 11's ``grid``."""
+        return ARCHITECTURES[self.info.get("architecture", "merge")][2]
+
+
+BUNDLE_FILES = ("model.keras", "vocab.json", "model.json")
+
+
+def has_bundle(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a whole bundle."""
+    return all((Path(folder) / name).exists() for name in BUNDLE_FILES)
+
+
+def save_bundle(
+    captioner: Captioner, vocab: Vocabulary, folder: str | Path, *, dataset: str, fast: bool, cnn_weights: str, **info
+) -> Path:
+    """Write ``model.keras``, ``vocab.json`` and ``model.json`` (architecture, sizes, data, feature recipe, ``info``).
+
+    ``model.keras`` comes last: when it is there, the bundle is complete.
+    """
+    folder = Path(folder)
+    kind = ARCHITECTURES[captioner.architecture][2]
+    vocab.save(folder / "vocab.json")
+    facts = {
+        "architecture": captioner.architecture,
+        "max_len": vocab.max_len,
+        "vocab_size": len(vocab),
+        "dataset": dataset,
+    }
+    facts |= {
+        "fast": fast,
+        "cnn_weights": cnn_weights,
+        "features": cache_recipe(cnn_weights, kind),
+        "keras": keras.__version__,
+    }
+    write_json(folder / "model.json", {**facts, **info})
+    with atomic_path(folder / "model.keras") as tmp:
         captioner.sequence.save(tmp)
+    return folder
 
 
-def load_captioner(path: str | Path, max_len: int, compile: bool = True) -> Captioner:
-    """Load a model saved by :func:`save_captioner`, with both views sharing its layers.
-
-    ``compile=False`` loads it for inference only, without the optimizer state saved with it.
-    """
-    try:
-        sequence = keras.models.load_model(path, compile=compile)
-    except (TypeError, ValueError):  # e.g. a file from a newer Keras, with layer options this one does not know
-        sequence = rebuild_from_archive(path, _sequence_from_config)
-    return captioner_from_sequence(sequence, max_len)
-
-
-def _sequence_from_config(config: dict[str, dict]) -> keras.Model:
-    parts = build_layers(config["next_word"]["units"])
-    parts["embedding"].trainable = config["embedding"].get("trainable", True)
-    return _models(parts, max_len=1).sequence
-
-
-def rebuild_from_archive(path: str | Path, build: Callable[[dict[str, dict]], keras.Model]) -> keras.Model:
-    """The sequence model ``build`` makes from the saved layers' configs (by name), with the weights of ``path``.
-
-    A file saved by a newer Keras can hold layer options an older one cannot read (Keras
-    3.15 writes ``renorm`` into BatchNormalization's config, which Keras 3.10 rejects: a
-    model trained locally, continued on Colab). The layers are the course's own, so only
-    their sizes and the weights are taken from the file (lesson 07; lesson 11's model too).
-    """
-    from helpers.errors import CourseError
-
-    with zipfile.ZipFile(path) as archive:
-        saved = json.loads(archive.read("metadata.json")).get("keras_version", "unknown")
-        layers_saved = json.loads(archive.read("config.json"))["config"]["layers"]
-    sequence = build({layer["config"]["name"]: layer["config"] for layer in layers_saved})
-    try:
-        sequence.load_weights(path)
-    except ValueError:
+def load_bundle(folder: str | Path) -> Bundle:
+    """Load a bundle for inference (lessons 08-12 and the command line), with the loader its architecture names."""
+    folder = Path(folder)
+    missing = [name for name in BUNDLE_FILES if not (folder / name).exists()]
+    if missing:
+        raise CourseError(f"{folder} holds no trained model ({', '.join(missing)} missing): run lesson 07 first.")
+    info, vocab = read_json(folder / "model.json"), Vocabulary.load(folder / "vocab.json")
+    if len(vocab) != info["vocab_size"]:
         raise CourseError(
-            f"{path} was saved by Keras {saved}, which this Keras ({keras.__version__}) cannot read: "
-            "train the model again here (lesson 07) or use a newer Keras."
-        ) from None
-    return sequence
+            f"{folder}/vocab.json has {len(vocab)} words but the model {info['vocab_size']}: train again."
+        )
+    module, loader, _ = ARCHITECTURES[info.get("architecture", "merge")]
+    captioner = getattr(importlib.import_module(module), loader)(folder / "model.keras", info["max_len"])
+    return Bundle(captioner, vocab, info)

@@ -1,10 +1,9 @@
-"""Your own photos: from a file, a URL or an upload, captioned by a trained bundle (introduced in lesson 08).
+"""Your own photos: from a file, a URL or an upload, captioned by a trained bundle (lesson 08).
 
-A learner's own files are never written to: downloads and uploads go into a folder of the
-course's (``artifacts/<dataset>/my_photos`` in lesson 08), each under a name of its own.
-Every file is checked first (:func:`helpers.images.inspect_image`), so a web page saved as
-``.jpg``, an iPhone HEIC photo or an image too large to open gives one line saying what
-to do, and the others are still captioned. ``python -m helpers caption`` uses the same code.
+A learner's files are only read: downloads and uploads go to a folder of the course's, each
+under a name of its own. A web page saved as ``.jpg``, an iPhone HEIC photo or an image too
+large to open gets one line saying what to do, and the others are still captioned.
+``python -m helpers caption`` and lesson 12's page use the same code.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from helpers.bundle import Bundle
+from helpers.data.download import download
+from helpers.data.images import inspect_image
 from helpers.decoding import beam_search, greedy
-from helpers.download import download
-from helpers.errors import CourseError
 from helpers.features import extract_features
-from helpers.images import inspect_image
+from helpers.model import Bundle
+from helpers.system.errors import CourseError
 
 #: Seconds to wait for a photo's server: a photo is small, and a learner is waiting.
 PHOTO_TIMEOUT_S = 15
@@ -71,21 +70,26 @@ def save_upload(name: str, content: bytes, folder: str | Path) -> Path:
     return path
 
 
-def caption_files(
-    paths: Iterable[str | Path], bundle: Bundle, beam_width: int = 1, *, precision: str = "auto"
+def caption_photos(
+    paths: Iterable[str | Path],
+    bundle: Bundle,
+    beam_width: int = 1,
+    *,
+    precision: str = "auto",
+    precision_record: Path | None = None,
 ) -> tuple[dict[Path, str], dict[Path, str]]:
     """Caption image files: ``({path: caption}, {path: why it was skipped})``, keyed by ``Path(p)`` (lesson 08).
 
-    The images become ResNet50 features made the way the model's training features were
-    (the bundle records the CNN weights), EXIF orientation applied. ``beam_width`` 1 is
-    greedy decoding, more is beam search; ``precision`` is the feature extraction's
-    (CAPTION_PRECISION's values: lessons pass ``settings.precision``).
+    Features are made as the model's training features were (the bundle records the CNN
+    weights); ``beam_width`` 1 is greedy, more is beam search; ``precision`` is the extraction's.
     """
     if beam_width < 1:
         raise CourseError(f"The beam width must be 1 (greedy) or more, got {beam_width}.")
     paths = [Path(p) for p in paths]
     grid = bundle.feature_kind == "grid"
-    features = extract_features(paths, weights=bundle.info["cnn_weights"], grid=grid, precision=precision)
+    features = extract_features(
+        paths, weights=bundle.info["cnn_weights"], precision=precision, precision_record=precision_record, grid=grid
+    )
     captions: list[str] = []
     if len(features):
         if beam_width == 1:

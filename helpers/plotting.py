@@ -1,6 +1,5 @@
-"""Figures the lessons share: image grids with captions (introduced in lesson 01), and the diagrams
-of lessons 06, 08 and 10 drawn from a run's own numbers (the prefix and sequence models, a beam
-search tree, one data-parallel training step)."""
+"""Figures the lessons share: image grids with captions (lesson 01), and diagrams drawn from a run's own
+numbers (lesson 06's prefix and sequence models, lesson 08's beam search tree, lesson 10's data-parallel step)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import ConnectionPatch
 
-from helpers.images import open_rgb
+from helpers.data.images import open_rgb
 
 
 def image_grid(

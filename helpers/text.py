@@ -1,15 +1,10 @@
-"""Caption cleaning and the vocabulary (introduced in lesson 02).
+"""Caption cleaning and the vocabulary (lesson 02).
 
-Every caption is cleaned with the classic Flickr8k tutorials' rules (except that "a" is kept:
-they drop every 1-letter word), then wrapped in
-``startseq ... endseq``. The vocabulary keeps the words seen at least ``min_count`` times
-in the *training* captions only: counting dev or test captions would leak the answers of
-the evaluation into the model.
-
-Keras 3 has no ``keras.preprocessing.text.Tokenizer`` any more. ``keras.layers.TextVectorization``
-could replace it, but it is a layer with a TensorFlow state, adds an ``[UNK]`` index of its
-own, and hides the choices lesson 02 is about; :class:`Vocabulary` is a small plain-Python
-class whose every rule can be read in a few lines.
+Captions are cleaned with the classic Flickr8k tutorials' rules (but "a" is kept) and wrapped
+in ``startseq ... endseq``. The vocabulary keeps the words seen at least ``min_count`` times in
+the *training* captions only: counting dev or test captions would leak the evaluation into
+the model. Keras 3 has no ``Tokenizer``; :class:`Vocabulary` is a small Python class whose
+every rule can be read (lesson 02 says why not ``TextVectorization``).
 """
 
 from __future__ import annotations
@@ -22,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.datasets import Dataset
-from helpers.errors import CourseError
-from helpers.files import atomic_path, read_json, write_json
+from helpers.system.errors import CourseError
+from helpers.system.files import atomic_path, read_json, write_json
 
 START = "startseq"
 END = "endseq"
@@ -43,15 +38,9 @@ def _strip_token(token: str) -> str:
 def clean_caption(text: str) -> str:
     """Clean one raw caption (lesson 02): the classic Flickr8k rules, made unicode-safe.
 
-    1. split at white space and lower-case every token;
-    2. remove punctuation *inside* tokens, as ``str.maketrans('', '', string.punctuation)``
-       does in the classic tutorials: "dog's" -> "dogs", "t-shirt" -> "tshirt". Curly
-       quotes, dashes and other unicode punctuation go too, and accents are dropped
-       ("café" -> "cafe", the far more common spelling in English captions);
-    3. drop tokens that contain a digit ("3-year-old" -> "3yearold" -> dropped) or any
-       other non-letter, and 1-letter tokens except "a".
-
-    A caption with nothing left returns ``""`` (wrapped, it is just ``startseq endseq``).
+    Lower case; punctuation removed *inside* tokens ("dog's" -> "dogs", "t-shirt" -> "tshirt"),
+    unicode punctuation and accents too ("café" -> "cafe"); tokens with a digit or another
+    non-letter dropped, and 1-letter tokens but "a". Nothing left gives ``""``.
     """
     tokens = (_strip_token(token) for token in text.split())
     return " ".join(t for t in tokens if t.isalpha() and (len(t) > 1 or t == "a"))
@@ -65,11 +54,10 @@ def wrap(clean: str) -> str:
 class Vocabulary:
     """Words <-> integer ids, built from the training captions (lesson 02).
 
-    ``words[i]`` is the word of id ``i``; id 0 is padding (``"<pad>"``); the other words
-    follow by descending training count (ties in alphabetical order). ``len(vocab)``
-    counts padding too: it is the Embedding's ``input_dim`` and the softmax size.
-    ``counts`` holds the training count of every kept word; ``max_len`` is the number of
-    ids in the longest encoded training caption, ``startseq`` and ``endseq`` included.
+    ``words[i]`` is the word of id ``i``; id 0 is padding (``"<pad>"``), then the words by
+    descending training count (ties alphabetical). ``len(vocab)`` counts padding: it is the
+    Embedding's ``input_dim`` and the softmax size. ``max_len`` is the number of ids of the
+    longest encoded training caption, ``startseq`` and ``endseq`` included.
     """
 
     def __init__(self, words: list[str], counts: dict[str, int], max_len: int, min_count: int) -> None:
@@ -115,12 +103,7 @@ class Vocabulary:
         return self.index[END]
 
     def encode(self, wrapped: str) -> list[int]:
-        """Ids of a wrapped caption's words; out-of-vocabulary words are DROPPED.
-
-        Dropping rare words (as the original project's Keras Tokenizer did) keeps the
-        softmax small; the model then never sees nor predicts them. Lesson 02 measures
-        how few training tokens that loses.
-        """
+        """Ids of a wrapped caption's words; out-of-vocabulary words are DROPPED (as Keras 2's Tokenizer did)."""
         return [self.index[w] for w in wrapped.split() if w in self]
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -177,11 +160,9 @@ def _cached_text(folder: Path, dataset: Dataset, min_count: int) -> tuple[pd.Dat
 def prepare_text(
     dataset: Dataset, min_count: int = 10, folder: str | Path | None = None
 ) -> tuple[pd.DataFrame, Vocabulary]:
-    """Cleaned captions and vocabulary, read from ``folder`` or built as in lesson 02.
+    """Cleaned captions (a column ``tokens`` added) and the training split's vocabulary, as lesson 02 makes them.
 
-    Returns the captions table with an added column ``tokens`` (the cleaned, wrapped
-    caption) and the vocabulary of its training split. Both are saved (atomically) as
-    ``captions.csv`` and ``vocab.json`` in ``folder`` (default: the dataset's own
+    Saved as ``captions.csv`` and ``vocab.json`` in ``folder`` (default: the dataset's
     ``artifacts_dir``) and reused while the dataset's captions and ``min_count`` stay the same.
     """
     folder = Path(folder) if folder is not None else dataset.artifacts_dir

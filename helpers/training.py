@@ -1,29 +1,21 @@
-"""Training the captioner, resumably, and the trained model bundle (introduced in lesson 07).
+"""Training the captioner, resumably, on one device or several (lessons 07 and 10).
 
-:func:`train` fits the *sequence* model on whole captions (the fast path of lesson 05),
-or the *prefix* model on the classic generator with ``classic=True``; both views share
-their layers, so either trains the same weights. Everything it needs to survive an
-interruption lives in one folder (the dataset's ``artifacts_dir`` in the lessons)::
+:func:`train` fits the *sequence* model on whole captions (lesson 05's fast path), or the
+*prefix* model on the classic generator (``classic=True``), with Keras' own callbacks; its
+folder (the run's ``artifacts_dir`` in the lessons) holds what survives an interruption::
 
-    checkpoints/epoch-07.keras   the model and optimizer after epoch 7 (Keras ModelCheckpoint)
-    history.json                 loss, dev loss and seconds of every finished epoch
+    backup/            model and optimizer after the last finished epoch (BackupAndRestore)
+    best.weights.h5    the weights of the epoch with the lowest dev loss (ModelCheckpoint)
+    history.csv        loss, dev loss and seconds of every finished epoch (CSVLogger)
 
-``history.json`` is written (atomically) only after the epoch's checkpoint is complete,
-so the number of epochs it lists always names a whole checkpoint: run ``train`` again
-after a crash, a closed laptop or a Colab disconnect and it loads that checkpoint and
-continues at the next epoch (``initial_epoch``). Early stopping counts the dev losses of
-the earlier run too, and at the end the weights of the best epoch are restored from
-their checkpoint. Only the latest and the best checkpoints are kept.
-
-Build and compile the model inside a ``tf.distribute`` strategy scope and call
-``train`` there (lesson 10): it creates nothing the strategy has to know about.
-
-The trained model is saved as a *bundle* (:mod:`helpers.bundle`).
+Run ``train`` again after a crash or a Colab disconnect and it continues after the last
+finished epoch, early stopping counting the earlier epochs too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -32,12 +24,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 
-from helpers.errors import CourseError
-from helpers.files import read_json, write_json
 from helpers.generators import CaptionPairs, GroupedCaptions, caption_dataset
+from helpers.model import Captioner, build_captioner
+from helpers.system.errors import CourseError
+from helpers.system.files import read_json
 
-CHECKPOINT = "epoch-{epoch:02d}.keras"
+BEST, HISTORY, BACKUP = "best.weights.h5", "history.csv", "backup"
 
 
 @dataclass(frozen=True)
@@ -51,17 +45,10 @@ class Recipe:
     patience: int  # epochs without a better dev loss before stopping
 
 
-#: Flickr8k: 30,000 training captions (339,109 word pairs, flickr8k.FACTS), 469 batches of 64 per
-#: epoch; early stopping (patience 3) ends most runs well before epoch 20. Fast mode
-#: keeps 1,000 training images (5,000 captions): 5 epochs. Shapes (3,500 captions, 57
-#: batches), random CNN weights (the test setting), seeds 0-2: dev loss about 0.79 after
-#: 8 epochs, 0.70 after 12 (fast mode: colours and shapes named right noticeably more
-#: often than after 8, for about 12 s more on 2 cores), still falling slowly towards 20.
-#: Other datasets (Flickr30k, COCO, your own folder) use the Flickr8k recipe.
-BATCH_SIZE, IMAGES_PER_BATCH = 64, 3
+#: Flickr8k's and the shapes' recipes; other datasets use Flickr8k's (instructors/timings.md has the measurements).
 RECIPES = {
-    "flickr8k": Recipe(epochs=20, fast_epochs=5, batch_size=BATCH_SIZE, images_per_batch=IMAGES_PER_BATCH, patience=3),
-    "shapes": Recipe(epochs=20, fast_epochs=12, batch_size=BATCH_SIZE, images_per_batch=IMAGES_PER_BATCH, patience=3),
+    "flickr8k": Recipe(epochs=20, fast_epochs=5, batch_size=64, images_per_batch=3, patience=3),
+    "shapes": Recipe(epochs=20, fast_epochs=12, batch_size=64, images_per_batch=3, patience=3),
 }
 
 
@@ -71,14 +58,27 @@ def recipe(dataset_name: str, fast: bool = False) -> Recipe:
     return dataclasses.replace(plan, epochs=plan.fast_epochs) if fast else plan
 
 
-def input_length(captioner) -> int | None:
-    """``max_len``: how many words the prefix model reads (None for a captioner without one, as lesson 11's)."""
-    prefix = getattr(captioner, "prefix", None)
-    return None if prefix is None else int(prefix.get_layer("words").output.shape[1])
+def read_history(folder: str | Path) -> dict[str, list[float]]:
+    """``loss``, ``val_loss`` and ``seconds`` of the epochs the backup in ``folder`` holds (resume starts after them).
+
+    An epoch logged but not backed up (a crash between the two) runs again, and its new row counts.
+    """
+    path, backup = Path(folder) / HISTORY, Path(folder) / BACKUP / "training_metadata.json"
+    if not path.exists() or not backup.exists():
+        return {"loss": [], "val_loss": [], "seconds": []}
+    table = pd.read_csv(path).drop_duplicates("epoch", keep="last")
+    table = table[table["epoch"] < read_json(backup)["epoch"]].sort_values("epoch")
+    return {column: table[column].astype(float).tolist() for column in ("loss", "val_loss", "seconds")}
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras' EarlyStopping on dev loss that also counts the epochs of an earlier, interrupted run."""
+def finished(history: dict[str, list[float]], epochs: int, patience: int) -> bool:
+    """Whether a run with this history is done: all epochs, or ``patience`` epochs without a better dev loss."""
+    dev = history["val_loss"]
+    return len(dev) >= epochs or (bool(dev) and len(dev) - 1 - int(np.argmin(dev)) >= patience)
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping on the dev loss that also counts the epochs of an earlier, interrupted run."""
 
     def __init__(self, earlier_dev_losses: list[float], patience: int):
         super().__init__(monitor="val_loss", patience=patience, verbose=1)
@@ -91,70 +91,18 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait = len(self.earlier) - 1 - int(np.argmin(self.earlier))
 
 
-def finished(history: dict[str, list[float]], epochs: int, patience: int) -> bool:
-    """Whether a run with this history is done: all epochs, or ``patience`` epochs without progress."""
-    dev = history.get("val_loss", [])
-    return len(dev) >= epochs or (bool(dev) and len(dev) - 1 - int(np.argmin(dev)) >= patience)
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds ``seconds`` (the epoch's wall time) to the logs the callbacks after it see."""
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
 
-def _checkpoint(folder: Path, epoch: int) -> Path:
-    return folder / "checkpoints" / CHECKPOINT.format(epoch=epoch)
-
-
-def _load_checkpoint(model: keras.Model, path: Path) -> None:
-    """Load weights and optimizer state (Adam's moments) saved by ModelCheckpoint."""
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    try:
-        model.load_weights(path)
-    except ValueError as error:
-        raise CourseError(
-            f"The checkpoint {path} does not fit this model ({str(error).splitlines()[0]}): "
-            "train with resume=False to start over."
-        ) from None
-
-
-def _resume(model: keras.Model, folder: Path, resume: bool) -> dict[str, list[float]]:
-    """The history of the earlier run, with the model set to its last checkpoint (or a fresh start)."""
-    history_path = folder / "history.json"
-    if not resume:
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-        history_path.unlink(missing_ok=True)
-    if not history_path.exists():
-        return {"loss": [], "val_loss": [], "seconds": []}
-    history = read_json(history_path)
-    done = len(history["loss"])
-    if done and not _checkpoint(folder, done).exists():
-        print(f"{history_path} lists {done} epochs but their checkpoint is gone: training from the start.")
-        return {"loss": [], "val_loss": [], "seconds": []}
-    if done:
-        _load_checkpoint(model, _checkpoint(folder, done))
-    return history
-
-
-def _recorder(folder: Path, history: dict[str, list[float]]) -> keras.callbacks.Callback:
-    """After each epoch's checkpoint: add the epoch to history.json, drop stale checkpoints."""
-    started = {}
-
-    def begin(epoch, logs=None):
-        started["at"] = time.perf_counter()
-
-    def end(epoch, logs=None):
-        history["loss"].append(float(logs["loss"]))
-        history["val_loss"].append(float(logs["val_loss"]))
-        history["seconds"].append(round(time.perf_counter() - started["at"], 2))
-        write_json(folder / "history.json", history)
-        best = int(np.argmin(history["val_loss"])) + 1
-        keep = {_checkpoint(folder, epoch + 1), _checkpoint(folder, best)}
-        for path in (folder / "checkpoints").glob("epoch-*.keras"):
-            if path not in keep:
-                path.unlink()
-
-    return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)
+    def on_epoch_end(self, epoch, logs=None):
+        logs["seconds"] = round(time.perf_counter() - self.started, 2)
 
 
 def train(
-    captioner,
+    captioner: Captioner,
     features,
     train_captions: GroupedCaptions,
     dev_captions: GroupedCaptions,
@@ -170,72 +118,123 @@ def train(
     seed: int | None = None,
     make_dataset: Callable[..., object] = caption_dataset,
 ) -> dict[str, list[float]]:
-    """Train the captioner with checkpoints, early stopping and resume (lesson 07).
+    """Train with backups, early stopping and resume; end with the best epoch's weights (lesson 07).
 
-    ``features`` and the captions are what :func:`helpers.generators.caption_dataset`
-    takes (one features object for both splits, e.g. a ``FeatureSet``). ``make_dataset``
-    makes the fast path's batches from them, called as ``caption_dataset`` is
-    (``make_dataset(features, captions, batch_size=, max_len=, seed=)``, and
-    ``shuffle=False`` for dev; not used with ``classic=True``): lesson 10 passes
-    :func:`helpers.generators.stream_caption_dataset` to read the features from disk. :func:`recipe`
-    gives each dataset's ``epochs``, ``batch_size`` and ``patience``. ``batch_size`` counts
-    captions (default 64), or images with ``classic=True`` (default 3; it trains the
-    prefix model on the classic generator's pairs). ``resume=False`` throws away an earlier
-    run in ``folder``. Returns the history of every epoch, earlier runs included; the
-    captioner ends with the weights of the epoch with the lowest dev loss.
+    ``features`` and the captions are what ``make_dataset`` takes (default
+    :func:`helpers.generators.caption_dataset`; lesson 10 streams from disk). ``batch_size``
+    counts captions (64), or images with ``classic=True`` (3). ``resume=False`` throws an
+    earlier run in ``folder`` away. Returns the history of every epoch, earlier runs' included.
     """
     folder = Path(folder)
-    if classic and input_length(captioner) is None:
-        raise CourseError(
-            "classic=True trains the prefix model on (image, prefix) pairs: only the merge captioner has one."
-        )
     model = captioner.prefix if classic else captioner.sequence
-    history = _resume(model, folder, resume)
-    done = len(history["loss"])
+    if model is None:
+        raise CourseError("classic=True trains the prefix model on (image, prefix) pairs: this captioner has none.")
+    if not resume:
+        shutil.rmtree(folder / BACKUP, ignore_errors=True)
+        for name in (BEST, HISTORY):
+            (folder / name).unlink(missing_ok=True)
+    history = read_history(folder)
     if finished(history, epochs, patience):
-        print(
-            f"Already trained: {folder / 'history.json'} lists {done} epochs (train with resume=False to start over)."
-        )
+        print(f"Already trained: {folder / HISTORY} lists {len(history['loss'])} epochs (resume=False starts over).")
     else:
-        if done:
-            print(f"Resuming from {_checkpoint(folder, done)}: epoch {done + 1} of {epochs}.")
-        size = batch_size or (IMAGES_PER_BATCH if classic else BATCH_SIZE)
-        train_data, dev_data = _data(
-            captioner, features, train_captions, dev_captions, classic, size, seed, make_dataset
-        )
+        if history["loss"]:
+            print(f"Resuming from {folder / BACKUP}: epoch {len(history['loss']) + 1} of {epochs}.")
+        folder.mkdir(parents=True, exist_ok=True)
+        max_len = None if captioner.prefix is None else int(captioner.prefix.get_layer("words").output.shape[1])
+        if classic:
+            size = batch_size or 3
+            data = (CaptionPairs(features, train_captions, max_len, images_per_batch=size, seed=seed),)
+            data += (CaptionPairs(features, dev_captions, max_len, images_per_batch=size, shuffle=False),)
+        else:
+            size = batch_size or 64
+            data = (make_dataset(features, train_captions, batch_size=size, max_len=max_len, seed=seed),)
+            data += (make_dataset(features, dev_captions, batch_size=size, max_len=max_len, shuffle=False),)
+        best = min(history["val_loss"], default=None)
         model.fit(
-            train_data,
-            validation_data=dev_data,
+            data[0],
+            validation_data=data[1],
             epochs=epochs,
-            initial_epoch=done,
-            shuffle=False,  # both inputs shuffle themselves: captions, or images between epochs
+            shuffle=False,  # both inputs shuffle themselves
+            verbose=verbose,
             callbacks=[
-                keras.callbacks.ModelCheckpoint(str(folder / "checkpoints" / CHECKPOINT)),
-                _recorder(folder, history),
-                ResumableEarlyStopping(history["val_loss"], patience),
+                # the log, the best weights, then the backup, which says where a resumed run starts: a crash
+                # between them runs an epoch again (read_history), and no finished epoch is lost
+                EpochSeconds(),
+                keras.callbacks.CSVLogger(folder / HISTORY, append=True),
+                keras.callbacks.ModelCheckpoint(
+                    folder / BEST, save_best_only=True, save_weights_only=True, initial_value_threshold=best
+                ),
+                keras.callbacks.BackupAndRestore(folder / BACKUP, delete_checkpoint=False, double_checkpoint=True),
+                ResumedEarlyStopping(history["val_loss"], patience),
                 *callbacks,
             ],
-            verbose=verbose,
         )
-    best = int(np.argmin(history["val_loss"])) + 1
-    _load_checkpoint(model, _checkpoint(folder, best))
+        history = read_history(folder)
+    model.load_weights(folder / BEST)
+    best = int(np.argmin(history["val_loss"]))
     print(
-        f"Lowest dev loss {history['val_loss'][best - 1]:.4f} after epoch {best} of {len(history['loss'])}: using those weights."
+        f"Lowest dev loss {history['val_loss'][best]:.4f} after epoch {best + 1} of {len(history['loss'])}: using those weights."
     )
     return history
 
 
-def _data(
-    captioner, features, train_captions, dev_captions, classic: bool, size: int, seed: int | None, make_dataset
-) -> tuple:
-    """Training and dev batches: the fast path (``make_dataset``), or the classic generator of (image, prefix) pairs."""
-    max_len = input_length(captioner)
-    if classic:
-        return (
-            CaptionPairs(features, train_captions, max_len, images_per_batch=size, seed=seed),
-            CaptionPairs(features, dev_captions, max_len, images_per_batch=size, shuffle=False),
-        )
-    return (
-        make_dataset(features, train_captions, batch_size=size, max_len=max_len, seed=seed),
-        make_dataset(features, dev_captions, batch_size=size, max_len=max_len, shuffle=False),
-    )
+# ---------------------------------------------------------------- several devices (lesson 10)
+
+
+def split_cpu(devices: int = 2) -> list[str]:
+    """Split the CPU into ``devices`` logical devices, to try MirroredStrategy without GPUs (lesson 10).
+
+    TensorFlow allows it only before it first uses a device: right after the setup cell.
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu) or []
+    if len(current) != devices:
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+        except RuntimeError:
+            raise CourseError(
+                f"TensorFlow already runs with {max(len(current), 1)} CPU device(s) in this process: "
+                "restart the kernel and call split_cpu() right after the setup cell."
+            ) from None
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def global_batch_size(per_replica: int, strategy) -> int:
+    """Captions per training step over all replicas: ``model.fit`` under a strategy takes this *global* size."""
+    return per_replica * strategy.num_replicas_in_sync
+
+
+def scaled_learning_rate(
+    global_batch: int, base_rate: float = 1e-3, base_batch: int = 64, rule: str = "linear"
+) -> float:
+    """The learning rate for ``global_batch`` from one that works at ``base_batch`` (lesson 10).
+
+    ``linear``: times the batch factor (Goyal et al. 2017, for SGD; with Adam a starting
+    point); ``sqrt``: times its square root, the milder rule often used with Adam; ``none``.
+    """
+    factors = {"linear": global_batch / base_batch, "sqrt": math.sqrt(global_batch / base_batch), "none": 1.0}
+    if rule not in factors:
+        raise CourseError(f"rule must be 'linear', 'sqrt' or 'none', got {rule!r}.")
+    return base_rate * factors[rule]
+
+
+def distributed_captioner(strategy, vocab_size: int, max_len: int, embedding_matrix=None, learning_rate: float = 1e-3):
+    """The captioner built and compiled inside ``strategy.scope()``: one mirrored copy per replica (lesson 10).
+
+    Train it with :func:`train` inside the same scope. Across several workers it gets
+    :func:`helpers.system.compat.keras_multi_worker_fixes`.
+    """
+    import tensorflow as tf
+
+    from helpers.model import compile_captioner
+    from helpers.system.compat import keras_multi_worker_fixes
+
+    with strategy.scope():
+        captioner = compile_captioner(build_captioner(vocab_size, max_len, embedding_matrix), learning_rate)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        tasks = strategy.cluster_resolver.cluster_spec().as_dict().values()
+        if sum(len(addresses) for addresses in tasks) > 1:
+            keras_multi_worker_fixes(captioner)
+    return captioner

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers.config import get_settings  # noqa: E402
-from helpers.files import atomic_path, write_json  # noqa: E402
+from helpers.system.files import atomic_path, write_json  # noqa: E402
 from scripts.with_solutions import LESSONS  # noqa: E402
 
 CELL_TIMEOUT_S = 3 * 3600  # full Flickr8k training on a CPU takes hours

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.config import get_settings, variant
+from helpers.config import get_settings
 from helpers.datasets import Dataset
 
 
@@ -41,6 +41,12 @@ def course_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` to the same row of ``b``."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
 def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (40, 30)) -> bytes:
     """A small one-colour JPEG."""
     buffer = io.BytesIO()
@@ -52,6 +58,20 @@ def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, in
 CLASSES = 4
 VOCAB = 3 + 3 * CLASSES
 MAX_LEN = 6
+
+
+def random_captions(images: int | list[str], seed: int = 0, vocab: int = 30, max_len: int = 9):
+    """1-3 encoded captions per image of 2 to ``max_len`` tokens: startseq (1), random words 3..vocab-1, endseq (2).
+
+    A list aligned with image positions for a number of images, a dict for a list of names.
+    """
+    rng = np.random.default_rng(seed)
+    names = range(images) if isinstance(images, int) else images
+    groups = [
+        [[1, *rng.integers(3, vocab, size=rng.integers(0, max_len - 1)).tolist(), 2] for _ in range(rng.integers(1, 4))]
+        for _ in names
+    ]
+    return groups if isinstance(images, int) else dict(zip(names, groups))
 
 
 def synthetic_task(n_images: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, list[list[int]]]]:
@@ -75,8 +95,7 @@ def synthetic_task(n_images: int, seed: int) -> tuple[dict[str, np.ndarray], dic
 
 def untrained_bundle(folder: Path | None = None, never_ends: bool = False) -> Path:
     """Save a tiny untrained model bundle (to the configured artifacts folder by default)."""
-    from helpers.bundle import save_bundle
-    from helpers.model import build_captioner
+    from helpers.model import build_captioner, save_bundle
     from helpers.text import Vocabulary
 
     settings = get_settings()
@@ -99,15 +118,8 @@ def untrained_bundle(folder: Path | None = None, never_ends: bool = False) -> Pa
 
 def configured_dataset(name: str, images_dir: Path, rows: list[tuple[str, str, str]]) -> Dataset:
     """A Dataset of ``(image, caption, split)`` rows whose artifacts go where the configured settings say."""
-    settings = get_settings()
     table = pd.DataFrame(rows, columns=["image", "caption", "split"])
-    return Dataset(
-        name,
-        images_dir,
-        table,
-        artifacts_root=settings.base_dir / "artifacts" / name,
-        variant=variant(settings.fast, settings.cnn_weights),
-    )
+    return Dataset(name, images_dir, table, settings=get_settings().replace(dataset=name))
 
 
 @dataclass
@@ -183,8 +195,9 @@ def real_flickr8k_layout(root: Path) -> Path:
     placeholder JPEG for each of the archive's 8,091 images (every key of the token file but two)."""
     import gzip
 
-    from helpers.caption_files import read_token_file
-    from helpers.flickr8k import IMAGES_FOLDER, KEYS_WITHOUT_IMAGE, TOKEN_FILE
+    from helpers.data.caption_files import read_token_file
+    from helpers.data.flickr8k import IMAGES_FOLDER, TOKEN_FILE
+    from helpers.datasets import KEYS_WITHOUT_IMAGE
 
     (root / IMAGES_FOLDER).mkdir(parents=True)
     for packed in REAL_FLICKR8K_TEXT.glob("*.txt.gz"):

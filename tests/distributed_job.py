@@ -2,7 +2,7 @@
 
     python tests/distributed_job.py mirrored OUT         # two logical CPU devices, MirroredStrategy
     python tests/distributed_job.py worker OUT           # one worker of the cluster in TF_CONFIG
-    python tests/distributed_job.py worker-unfixed OUT   # the same without helpers.compat's Keras fixes
+    python tests/distributed_job.py worker-unfixed OUT   # the same without helpers.system.compat's Keras fixes
 
 It trains the course's captioner with helpers.training.train, unchanged, on a tiny
 synthetic task (4 classes of images, captions the class decides), and writes
@@ -16,11 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-from helpers import distribute
+from helpers import training
+from helpers.tools import distribute
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 if mode == "mirrored":
-    distribute.split_cpu(2)
+    training.split_cpu(2)
 strategy = distribute.strategy_from_environment()  # before any other TensorFlow work
 
 import keras  # noqa: E402
@@ -28,7 +29,6 @@ import numpy as np  # noqa: E402
 
 from conftest import MAX_LEN, VOCAB, synthetic_task  # noqa: E402  (tests/ is this script's folder)
 from helpers.generators import caption_dataset  # noqa: E402
-from helpers.training import train  # noqa: E402
 
 index = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0)
 result: dict = {}
@@ -49,21 +49,21 @@ class Snapshot(keras.callbacks.Callback):
 train_features, train_captions = synthetic_task(64, seed=0)
 dev_features, dev_captions = synthetic_task(16, seed=1)
 features = {**train_features, **dev_features}
-batch = distribute.global_batch_size(8, strategy)
+batch = training.global_batch_size(8, strategy)
 keras.utils.set_random_seed(0)
-rate = distribute.scaled_learning_rate(batch, 5e-4, 8)
+rate = training.scaled_learning_rate(batch, 5e-4, 8)
 if mode == "worker-unfixed":  # what Keras does on its own (tests/test_compat.py expects it to fail)
     from helpers.model import build_captioner, compile_captioner  # noqa: E402
 
     with strategy.scope():
         captioner = compile_captioner(build_captioner(VOCAB, MAX_LEN), rate)
 else:
-    captioner = distribute.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=rate)
+    captioner = training.distributed_captioner(strategy, VOCAB, MAX_LEN, learning_rate=rate)
 with strategy.scope():
     before = captioner.sequence.evaluate(
         caption_dataset(features, dev_captions, batch_size=batch, shuffle=False), verbose=0
     )
-    history = train(
+    history = training.train(
         captioner,
         features,
         train_captions,

@@ -10,11 +10,11 @@ from helpers.attention import (
     attention_captioner_from_sequence,
     attention_weights,
     build_attention_captioner,
-    compile_attention_captioner,
     decoder_step,
     step_attention,
 )
 from helpers.decoding import beam_search, greedy
+from helpers.model import compile_captioner
 from helpers.text import Vocabulary
 
 VOCAB = 30  # 0 padding, then any ids: these tests need no words
@@ -144,7 +144,7 @@ def test_attention_learns_to_look_at_the_marked_region():
     regions, classes = 16, 4
     keras.utils.set_random_seed(0)
     captioner = build_attention_captioner(4 + classes, regions=regions, feature_dim=32, units=16, attention_units=16)
-    compile_attention_captioner(captioner, learning_rate=1e-2)  # a tiny model on an easy task: larger steps
+    compile_captioner(captioner, learning_rate=1e-2)  # a tiny model on an easy task: larger steps
     train_x, train_y, _ = marked_region_task(640, seed=1)
     dev_x, dev_y, dev_marked = marked_region_task(200, seed=2)
     model = captioner.sequence
@@ -190,8 +190,8 @@ def test_an_attention_bundle_captions_photos_from_their_grid_features(course_dir
     """The bundle says which architecture it holds; captioning a photo then extracts the 7 x 7 grid."""
     from PIL import Image
 
-    from helpers.bundle import load_bundle, save_bundle
-    from helpers.photos import caption_files
+    from helpers.model import load_bundle, save_bundle
+    from helpers.photos import caption_photos
 
     vocab = Vocabulary(["<pad>", "startseq", "endseq", "a", "red", "circle"], {}, max_len=5, min_count=1)
     keras.utils.set_random_seed(0)
@@ -202,5 +202,5 @@ def test_an_attention_bundle_captions_photos_from_their_grid_features(course_dir
     assert bundle.info["features"]["pooling"].startswith("none") and bundle.info["max_len"] == 5
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 48), (220, 30, 30)).save(photo)
-    captioned, skipped = caption_files([photo], bundle, beam_width=2)
+    captioned, skipped = caption_photos([photo], bundle, beam_width=2)
     assert skipped == {} and set(captioned[photo].split()) <= {"a", "red", "circle"}

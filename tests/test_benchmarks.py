@@ -17,8 +17,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import workload
-from helpers.datasets import read_flickr_layout
-from helpers.flickr8k import FACTS
+from helpers.datasets import FACTS, read_flickr_layout
 from helpers.text import Vocabulary, clean_caption, wrap
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.caption_files import caption_row, read_captions_csv, read_token_file
+from helpers.data.caption_files import caption_row, read_captions_csv, read_token_file
 
 KAGGLE = "image,caption\n1000_a.jpg,A child in a pink dress , climbing .\n1000_a.jpg,A girl goes in .\n"
 
@@ -69,3 +69,13 @@ def test_malformed_lines_are_skipped_and_named(tmp_path, capsys):
 def test_a_token_file_saved_as_captions_txt(tmp_path):
     tokens = "1000_a.jpg#0\tA dog , wet .\n1000_a.jpg#1\tA dog runs .\n"
     assert read_captions_csv(write(tmp_path, tokens)).equals(read_token_file(write(tmp_path, tokens)))
+
+
+def test_token_file_flaws(tmp_path, capsys):
+    path = tmp_path / "Flickr8k.token.txt"
+    text = "a.jpg#0\tA café .\n\n   \nno tab here\nb.jpg#1\t\nc.jpg#2\tA dog .\n"
+    path.write_bytes(text.encode("latin-1"))
+    table = read_token_file(path)
+    assert table.values.tolist() == [["a.jpg", "A café ."], ["c.jpg", "A dog ."]]
+    out = capsys.readouterr().out
+    assert "Latin-1" in out and "skipped 2 malformed" in out

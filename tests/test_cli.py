@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from conftest import jpeg_bytes, untrained_bundle
-from helpers.cli import main
 from helpers.config import get_settings
 from helpers.text import Vocabulary
+from helpers.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,11 @@ import functools
 import numpy as np
 import pytest
 
-from helpers import colab, course, datasets, features, shapes
-from helpers.colab import too_old
+from helpers import course, datasets, features
+from helpers.config import get_settings
+from helpers.data import shapes_dataset
+from helpers.system import colab
+from helpers.system.colab import too_old
 
 
 def test_keep_on_drive_mounts_and_points_the_data_folder_there(tmp_path, monkeypatch):
@@ -20,8 +23,6 @@ def test_keep_on_drive_mounts_and_points_the_data_folder_there(tmp_path, monkeyp
         mounted.append, folder=str(tmp_path / "MyDrive" / "course"), unpack_to=str(tmp_path / "vm")
     )
     assert mounted == ["/content/drive"] and folder.is_dir()
-    from helpers.config import get_settings
-
     settings = get_settings()
     assert settings.base_dir == folder and settings.extract_dir == tmp_path / "vm"
 
@@ -35,7 +36,7 @@ def test_versions_older_than_supported_are_named():
 @pytest.mark.slow
 def test_the_next_lesson_on_a_new_vm_continues_from_drive(tmp_path, monkeypatch, capsys):
     """Lesson 07 on one VM, lesson 08 on another: the second captions test images without extracting or training."""
-    small = functools.partial(shapes.make_shapes, split={"train": 40, "dev": 10, "test": 10})
+    small = functools.partial(shapes_dataset.make_shapes, split={"train": 40, "dev": 10, "test": 10})
     monkeypatch.setattr(datasets, "make_shapes", small)
     for name, value in {
         "CAPTION_DATASET": "shapes",
@@ -45,14 +46,14 @@ def test_the_next_lesson_on_a_new_vm_continues_from_drive(tmp_path, monkeypatch,
         "CAPTION_UNPACK_DIR": str(tmp_path / "vm1"),
     }.items():
         monkeypatch.setenv(name, value)
-    trained = course.prepare_model()
+    trained = course.prepare_model(get_settings())
     assert "No trained model" in capsys.readouterr().out
 
     monkeypatch.setenv("CAPTION_UNPACK_DIR", str(tmp_path / "vm2"))  # a fresh VM, the same Drive
-    monkeypatch.setattr(features, "_extractor_function", lambda *a: pytest.fail("features extracted again"))
+    monkeypatch.setattr(features, "extractor_function", lambda *a: pytest.fail("features extracted again"))
     monkeypatch.setattr(course, "train", lambda *a, **k: pytest.fail("trained again"))
-    data = course.prepare_course_data()
-    bundle = course.prepare_model(course=data)
+    data = course.prepare_course_data(get_settings())
+    bundle = course.prepare_model(get_settings(), course=data)
     assert data.dataset.images_dir.is_relative_to(tmp_path / "vm2")  # images unpacked (here: generated) on the new VM
     assert bundle.info == trained.info
     from helpers.decoding import greedy

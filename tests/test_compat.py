@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import distribute
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
+from helpers.tools import distribute
 
 JOB = Path(__file__).with_name("distributed_job.py")
 
@@ -48,7 +48,7 @@ def test_the_keras_fixes_refuse_a_keras_they_were_not_checked_with(monkeypatch):
     """Outside the checked versions the private-trainer fixes stop with one line instead of patching blindly."""
     import keras
 
-    from helpers.compat import KERAS_MULTI_WORKER_CHECKED, keras_multi_worker_fixes
+    from helpers.system.compat import KERAS_MULTI_WORKER_CHECKED, keras_multi_worker_fixes
 
     monkeypatch.setattr(keras, "__version__", "3.99.0")
     with pytest.raises(CourseError, match="Keras 3.99.0") as error:

@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from helpers.config import FLICKR8K_URL, get_settings
-from helpers.errors import CourseError
-from helpers.files import atomic_path, read_json, write_json
+from helpers.system.errors import CourseError
+from helpers.system.files import atomic_path, read_json, write_json
 
 
 def test_defaults(monkeypatch):

@@ -1,4 +1,5 @@
-"""Datasets: Flickr8k download and checks against a loopback server, Kaggle layout, shapes."""
+"""helpers.datasets (lesson 01): Flickr8k downloaded from a loopback server and checked, the Kaggle layout, a
+learner's folder with broken files, fast mode; the real Flickr8k text is in test_flickr8k_text.py."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes
-from helpers import datasets, flickr8k, images, shapes
-from helpers.datasets import Dataset, load_dataset, read_token_file
-from helpers.errors import CourseError
-from helpers.shapes import make_shapes
+from helpers import datasets
+from helpers.data import flickr8k, images
+from helpers.data.flickr8k import SPLIT_FILES, SPLITS
+from helpers.data.shapes_dataset import make_shapes
+from helpers.datasets import Dataset, load_dataset
+from helpers.system.errors import CourseError
 
 BOGUS = "2258277193_586949ec62.jpg.1"
 SPLIT = {
@@ -43,7 +46,7 @@ def fake_flickr8k() -> dict[str, bytes]:
     lines = token_lines(images) + [f"{BOGUS}#0\tA bogus caption .", "this line has no tab", ""]
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("Flickr8k.token.txt", "\n".join(lines))
-        for split, filename in datasets.SPLIT_FILES.items():
+        for split, filename in SPLIT_FILES.items():
             z.writestr(filename, "\n".join(SPLIT[split]) + "\n")
         z.writestr("__MACOSX/._Flickr8k.token.txt", b"junk")
     archives["Flickr8k_text.zip"] = buffer.getvalue()
@@ -91,6 +94,7 @@ def course_dir_of(data: Dataset) -> Path:
 
 def test_truncated_download_keeps_part_and_explains(flickr_server, monkeypatch, course_dir):
     server, archives = flickr_server
+    server.add("/cut/Flickr8k_text.zip", archives["Flickr8k_text.zip"])
     server.add("/cut/Flickr8k_Dataset.zip", archives["Flickr8k_Dataset.zip"], "truncate")
     use_mirror(monkeypatch, server, "cut")
     with pytest.raises(CourseError, match="run again to resume") as error:
@@ -118,11 +122,25 @@ def test_interrupted_download_resumes(flickr_server, monkeypatch, course_dir):
 
 def test_wrong_checksum_deletes_the_file(flickr_server, monkeypatch, course_dir):
     server, archives = flickr_server
+    server.add("/bad/Flickr8k_text.zip", archives["Flickr8k_text.zip"])
     server.add("/bad/Flickr8k_Dataset.zip", b"not the archive at all")
     use_mirror(monkeypatch, server, "bad")
     with pytest.raises(CourseError, match="corrupt.*deleted"):
         load_dataset()
-    assert not list((course_dir / "data" / "flickr8k" / "archives").iterdir())
+    assert [p.name for p in (course_dir / "data" / "flickr8k" / "archives").iterdir()] == ["Flickr8k_text.zip"]
+
+
+def test_the_captions_alone_need_only_the_text_archive(flickr_server, monkeypatch, course_dir):
+    server, archives = flickr_server
+    use_mirror(monkeypatch, server, "good")
+    text_only = load_dataset(images=False)
+    assert server.routes["/good/Flickr8k_Dataset.zip"].requests == []  # the 1 GB archive was not fetched
+    assert (
+        not text_only.images_dir.exists() and not (course_dir / "artifacts" / "flickr8k" / "image-check.json").exists()
+    )
+    full = load_dataset()  # a lesson that needs the images fetches them now
+    assert len(server.routes["/good/Flickr8k_Dataset.zip"].requests) == 1
+    assert text_only.captions.equals(full.captions)  # the same table: the vocabulary will be the same
 
 
 def test_404_is_one_line(flickr_server, monkeypatch):
@@ -151,16 +169,6 @@ def test_wrong_counts_say_what_is_wrong(flickr_server, monkeypatch):
         load_dataset()
 
 
-def test_token_file_flaws(tmp_path, capsys):
-    path = tmp_path / "Flickr8k.token.txt"
-    text = "a.jpg#0\tA café .\n\n   \nno tab here\nb.jpg#1\t\nc.jpg#2\tA dog .\n"
-    path.write_bytes(text.encode("latin-1"))
-    table = read_token_file(path)
-    assert table.values.tolist() == [["a.jpg", "A café ."], ["c.jpg", "A dog ."]]
-    out = capsys.readouterr().out
-    assert "Latin-1" in out and "skipped 2 malformed" in out
-
-
 def write_kaggle(root: Path, with_splits: bool) -> None:
     (root / "Images").mkdir(parents=True)
     images = [f"k{i}.jpg" for i in range(8)]
@@ -171,7 +179,7 @@ def write_kaggle(root: Path, with_splits: bool) -> None:
     (root / "captions.txt").write_text("\n".join(rows) + "\n")
     if with_splits:
         lists = {"train": images[:5], "dev": images[5:7], "test": images[7:]}
-        for split, filename in datasets.SPLIT_FILES.items():
+        for split, filename in SPLIT_FILES.items():
             (root / filename).write_text("\n".join(lists[split]))
 
 
@@ -197,49 +205,13 @@ def test_unknown_dataset_is_one_line(course_dir):
         load_dataset("/no/such/folder")
 
 
-def test_shapes_is_deterministic_and_in_flickr_layout(tmp_path):
-    a, b = make_shapes(tmp_path / "a"), make_shapes(tmp_path / "b")
-    assert (a / "Flickr8k.token.txt").read_bytes() == (b / "Flickr8k.token.txt").read_bytes()
-    first = sorted((a / "Flicker8k_Dataset").iterdir())[0].name
-    assert (a / "Flicker8k_Dataset" / first).read_bytes() == (b / "Flicker8k_Dataset" / first).read_bytes()
-    data = datasets.read_flickr_layout(a, "shapes")
-    assert [len(data.images(s)) for s in datasets.SPLITS] == list(shapes.SHAPES_SPLIT.values())
-    assert data.captions.groupby("image").size().eq(5).all()
-    assert data.captions.groupby("image")["caption"].nunique().min() >= 4  # varied wording
-
-
-def test_shapes_captions_describe_the_image(tmp_path):
-    root = make_shapes(tmp_path / "s", split={"train": 30, "dev": 0, "test": 0})
-    data = datasets.read_flickr_layout(root, "shapes")
-    for image in data.images()[:30]:
-        first = data.captions.loc[data.captions["image"] == image, "caption"].iloc[0].lower()
-        background = next(name for name in shapes.BACKGROUNDS if f"{name} background" in first)
-        with Image.open(data.image_path(image)) as picture:
-            corner = picture.convert("RGB").getpixel((1, 1))
-        expected = shapes.BACKGROUNDS[background]
-        assert max(abs(c - e) for c, e in zip(corner, expected)) < 25, (image, first, corner)
-        colour = next(name for name in shapes.COLOURS if f" {name} " in f" {first} ")
-        with Image.open(data.image_path(image)) as picture:
-            pixels = {colour for _, colour in picture.convert("RGB").quantize(16).convert("RGB").getcolors()}
-        assert any(max(abs(c - e) for c, e in zip(p, shapes.COLOURS[colour])) < 40 for p in pixels), (image, first)
-
-
-def test_shapes_regenerates_only_when_changed(tmp_path):
-    root = make_shapes(tmp_path / "s", split={"train": 3, "dev": 1, "test": 1})
-    stamp = (root / "Flickr8k.token.txt").stat().st_mtime_ns
-    make_shapes(tmp_path / "s", split={"train": 3, "dev": 1, "test": 1})
-    assert (root / "Flickr8k.token.txt").stat().st_mtime_ns == stamp
-    make_shapes(tmp_path / "s", split={"train": 4, "dev": 1, "test": 1})
-    assert len(list((root / "Flicker8k_Dataset").iterdir())) == 6
-
-
 def test_fast_mode_keeps_the_first_images(course_dir, monkeypatch):
     make_shapes(course_dir / "data" / "shapes")
     monkeypatch.setattr(datasets, "FAST_IMAGES", {"train": 10, "dev": 3, "test": 2})
     monkeypatch.setenv("CAPTION_FAST", "1")
     data = load_dataset()
     full = load_dataset(fast=False)
-    assert [len(data.images(s)) for s in datasets.SPLITS] == [10, 3, 2]
+    assert [len(data.images(s)) for s in SPLITS] == [10, 3, 2]
     assert data.images("train") == full.images("train")[:10]
 
 
@@ -318,15 +290,3 @@ def test_a_second_colab_vm_unpacks_from_the_archives_on_drive(flickr_server, mon
     )
     assert sum(len(route.requests) for route in server.routes.values()) == requests  # nothing downloaded again
     assert (drive / "artifacts" / "flickr8k" / "image-check.json").exists()  # the verdicts live on Drive too
-
-
-def test_the_quick_end_marker_check_and_its_fallback(tmp_path):
-    """Whole files are recognised by their end marker; anything else is decoded, so odd but whole files stay."""
-    photo = Image.linear_gradient("L").resize((64, 48)).convert("RGB")
-    photo.save(tmp_path / "whole.jpg")
-    (tmp_path / "tail.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes() + b"camera data after the image")
-    photo.save(tmp_path / "whole.png")
-    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:-40])
-    verdicts = {path.name: info.problem for path, info in images.check_images(sorted(tmp_path.iterdir())).items()}
-    assert verdicts["whole.jpg"] is None and verdicts["tail.jpg"] is None and verdicts["whole.png"] is None
-    assert verdicts["cut.png"] is not None

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from helpers.decoding import beam_search, greedy, sample, step_probabilities
-from helpers.errors import CourseError
-from helpers.model import FEATURE_DIM, UNITS, build_captioner
+from helpers.features import FEATURE_SIZE as FEATURE_DIM
+from helpers.model import UNITS, build_captioner
+from helpers.system.errors import CourseError
 from helpers.text import Vocabulary
 
 #: sigmoid(20) ~ 1: an LSTM gate that is wide open; sigmoid(-20) ~ 0: shut.

@@ -15,7 +15,7 @@ from helpers.embeddings import (
     prepare_embedding_matrix,
     special_vector,
 )
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 from helpers.text import END, PAD, START, Vocabulary
 
 THE = [0.418, 0.24968, -0.41242]

@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from helpers import colab
+from helpers.system import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_the_supported_floors_are_the_versions_test_compat_installs():
-    """helpers.colab.SUPPORTED (the setup cell's warning) names what requirements-oldest.txt tests."""
+    """helpers.system.colab.SUPPORTED (the setup cell's warning) names what requirements-oldest.txt tests."""
     pins = {}
     for line in (ROOT / "requirements-oldest.txt").read_text().splitlines():
         if "==" in line and not line.startswith("#"):

@@ -8,8 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import compat, evaluation
-from helpers.errors import CourseError
+from helpers import evaluation
 from helpers.evaluation import (
     bootstrap_scores,
     caption_diversity,
@@ -22,6 +21,8 @@ from helpers.evaluation import (
     score,
     tokens,
 )
+from helpers.system import compat
+from helpers.system.errors import CourseError
 
 REFERENCES = [
     ["A dog runs in the grass.", "The dog is running"],  # raw captions: score() cleans them
@@ -192,6 +193,17 @@ def test_bootstrap_resamples_are_corpus_scores_of_resampled_images():
         refs, hyps = [BOOT_REFERENCES[i] for i in chosen], [BOOT_HYPOTHESES[i] for i in chosen]
         assert boot.loc[row, ("model", "BLEU-4")] == pytest.approx(score(refs, hyps, meteor=False)["BLEU-4"], abs=1e-12)
         assert boot.loc[row, ("model", "CIDEr")] == pytest.approx(cider[chosen].mean(), abs=1e-12)
+
+
+def test_the_bootstraps_full_sample_is_corpus_bleu_brevity_penalty_included():
+    references = [["a dog runs in the green grass today"], ["the cat sits on the red mat all day"]]
+    hypotheses = ["a dog runs in the", "the cat sits on the"]  # every n-gram matches; too short: a penalty
+    refs = [[tokens(r) for r in image_refs] for image_refs in references]
+    counts = evaluation._bleu_counts(refs, [tokens(h) for h in hypotheses])
+    full_sample = evaluation._corpus_bleu_from_counts(counts.sum(axis=0, keepdims=True))[0]
+    expected = score(references, hypotheses, meteor=False)["BLEU-4"]
+    assert expected == pytest.approx(math.exp(1 - 17 / 10))  # all precisions 1: BLEU is the brevity penalty
+    assert full_sample == pytest.approx(expected, abs=1e-12)
 
 
 def test_bootstrap_is_paired_and_repeatable():

@@ -1,4 +1,4 @@
-"""Tests of helpers.features: shapes, caching, resuming, bad images, the missing-weights message.
+"""helpers.features and its cache (lesson 03): shapes, caching, resuming, bad images, the missing-weights message.
 
 They run ResNet50 with random (seeded) weights on a few small images: a handful of
 seconds, plus one fresh Python process for the reproducibility check.
@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import configured_dataset
-from helpers import extractor, feature_cache, features
-from helpers.errors import CourseError
-from helpers.precision import machine_precision
+from conftest import configured_dataset, cosines
+from helpers import features
+from helpers.data import download
+from helpers.datasets import Dataset
+from helpers.system import cache as feature_cache
+from helpers.system.errors import CourseError
 
 SIZE = (96, 72)
 
@@ -46,6 +48,7 @@ def good_images(folder: Path, count: int) -> list[Path]:
 @pytest.fixture(autouse=True)
 def random_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("CAPTION_CNN_WEIGHTS", "none")
+    monkeypatch.setenv("CAPTION_PRECISION", "float32")  # auto's measurement has tests of its own
     monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path / "course"))
 
 
@@ -71,7 +74,7 @@ def test_same_vector_from_cache_and_from_a_fresh_process(tmp_path, monkeypatch):
     def no_model(*args):
         raise AssertionError("the model ran although every image was cached")
 
-    monkeypatch.setattr(features, "_extractor_function", no_model)
+    monkeypatch.setattr(features, "extractor_function", no_model)
     again = features.extract_features(paths, cache_dir=cache)
     np.testing.assert_array_equal(again.features, first.features)
 
@@ -92,14 +95,14 @@ def test_complete_cache_needs_no_model_even_with_unreadable_images(tmp_path, mon
     first = features.extract_features(paths, cache_dir=cache)
     assert set(first.skipped) == {"good_02.jpg", "missing.jpg"}
 
-    real = features._extractor_function
-    monkeypatch.setattr(features, "_extractor_function", lambda *args: pytest.fail("the model ran"))
+    real = features.extractor_function
+    monkeypatch.setattr(features, "extractor_function", lambda *args: pytest.fail("the model ran"))
     again = features.extract_features(paths, cache_dir=cache)
     assert again.skipped == first.skipped
     np.testing.assert_array_equal(again.features, first.features)
 
     picture(2).save(paths[2], quality=90)  # the truncated image is replaced: it is checked again
-    monkeypatch.setattr(features, "_extractor_function", real)
+    monkeypatch.setattr(features, "extractor_function", real)
     fixed = features.extract_features(paths, cache_dir=cache)
     assert fixed.images == ["good_00.jpg", "good_01.jpg", "good_02.jpg"]
     assert fixed.skipped == {"missing.jpg": "file not found"}
@@ -115,7 +118,7 @@ def test_cache_made_with_other_weights_is_not_reused(tmp_path, monkeypatch):
 
     # Asking for ImageNet features never returns the random ones: it needs the real weights.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
-    monkeypatch.setattr(extractor, "download", offline_download)
+    monkeypatch.setattr(download, "download", offline_download)
     with pytest.raises(CourseError, match="ImageNet weights"):
         features.extract_features(paths, weights="imagenet", cache_dir=cache)
 
@@ -131,7 +134,7 @@ def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
     paths = good_images(tmp_path / "images", 8)
     whole = features.extract_features(paths, cache_dir=tmp_path / "whole", batch_size=2, chunk_size=4)
 
-    real = features.extractor_function("none", precision=machine_precision("auto"))  # what extract_features runs
+    real = features.extractor_function("none", precision="float32")  # what extract_features runs
     calls = []
 
     def interrupted_on_batch_4(*args):
@@ -143,65 +146,81 @@ def test_resume_after_interruption_gives_the_same_array(tmp_path, monkeypatch):
 
         return forward
 
-    monkeypatch.setattr(features, "_extractor_function", interrupted_on_batch_4)
+    monkeypatch.setattr(features, "extractor_function", interrupted_on_batch_4)
     cache = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         features.extract_features(paths, cache_dir=cache, batch_size=2, chunk_size=4)
     folder = features.cache_folder(cache, "none")
-    parts = sorted(folder.glob("part-*.npz"))
-    assert [len(np.load(part)["images"]) for part in parts] == [4, 2]  # one chunk, then what was done
+    assert feature_cache.done(folder).tolist() == [True] * 6 + [False] * 2  # one chunk, then what was done
 
     calls.clear()
     resumed = features.extract_features(paths, cache_dir=cache, batch_size=2, chunk_size=4)
     assert calls == [2]  # only the last two images were extracted
     assert resumed.images == whole.images
     np.testing.assert_allclose(resumed.features, whole.features, rtol=1e-6, atol=1e-6)
-    assert not list(folder.glob("part-*.npz"))
     assert json.loads((folder / "images.json").read_text()) == [p.name for p in paths]
 
 
-def test_memory_mapped_cache_gives_the_in_memory_features(tmp_path):
-    paths = good_images(tmp_path / "images", 5)
-    cache = tmp_path / "cache"
-    features.extract_features(paths[:3], cache_dir=cache, batch_size=2)
-    mapped = features.extract_features(paths, cache_dir=cache, batch_size=2, in_memory=False)  # extracts the other two
-    assert isinstance(mapped.features, np.memmap) and "memory-mapped" in repr(mapped)
-    in_memory = features.extract_features(paths, cache_dir=cache)
-    assert not isinstance(in_memory.features, np.memmap) and sorted(mapped.images) == in_memory.images
-    looked_up = mapped.lookup(in_memory.images)
-    assert looked_up.dtype == np.float32 and not isinstance(looked_up, np.memmap)
-    np.testing.assert_array_equal(looked_up, in_memory.features)
-    with pytest.raises(CourseError, match="cache_dir"):
-        features.extract_features(paths, in_memory=False)
+def tiny_dataset(folder: Path) -> Dataset:
+    """Seven small JPEGs of different colours and one file that is not an image."""
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(7):
+        Image.new("RGB", (48 + 8 * i, 40), (30 * i, 200 - 20 * i, 90)).save(folder / f"img{i}.jpg")
+        rows.append((f"img{i}.jpg", "a picture", "train" if i < 5 else "dev"))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    rows.append(("broken.jpg", "a broken picture", "test"))
+    return configured_dataset("tiny", folder, rows)
 
 
-def test_folding_many_parts_gives_the_in_memory_result_one_part_at_a_time(tmp_path):
-    """A 47 MB cache: 1,000 cached rows and eight parts of 600 new ones, folded at once."""
-    rng = np.random.default_rng(0)
+def test_features_on_disk_equal_the_in_memory_ones(course_dir, monkeypatch):
+    dataset = tiny_dataset(course_dir / "images")
+    in_memory = features.extract_features([dataset.image_path(i) for i in dataset.images()])
+    some = [dataset.image_path(f"img{i}.jpg") for i in range(3)]
+    features.extract_features(some, cache_dir=dataset.features_dir)  # a cache of 3 images
+    store = features.feature_store(dataset)  # extracts the other four and maps the whole cache
+    assert isinstance(store.features, np.memmap) and store.features.dtype == np.float32
+    assert sorted(store.images) == sorted(in_memory.images) and "broken.jpg" in store.skipped
+    assert len(store.images) == 7
+    np.testing.assert_array_equal(store.lookup(in_memory.images), in_memory.features)
+
+    monkeypatch.setattr(features, "extractor_function", lambda *a: pytest.fail("the cache is complete"))
+    half = features.feature_store(dataset, dtype="float16")
+    half_file, full_file = Path(half.features.filename), Path(store.features.filename)
+    assert half.features.dtype == np.float16 and half_file.stat().st_size < 0.6 * full_file.stat().st_size
+    np.testing.assert_array_equal(
+        half.features[half.row_numbers(in_memory.images)], in_memory.features.astype(np.float16)
+    )
+    np.testing.assert_array_equal(
+        half.lookup(in_memory.images), in_memory.features.astype(np.float16).astype(np.float32)
+    )
+    made = half_file.stat().st_mtime_ns
+    assert Path(features.feature_store(dataset, dtype="float16").features.filename).stat().st_mtime_ns == made
+    with pytest.raises(CourseError, match="No features"):
+        store.lookup(["broken.jpg"])
+
+
+def test_a_growing_cache_copies_its_rows_one_block_at_a_time(tmp_path):
+    """A 41 MB cache of 5,000 rows grows by 2,000: the old rows are copied, not read into memory at once."""
     folder = tmp_path / "cache"
     folder.mkdir()
-    images = [f"old_{i}.jpg" for i in range(1000)]
-    blocks = [rng.random((1000, 2048), dtype=np.float32)]
-    np.save(folder / "features.npy", blocks[0])
-    (folder / "images.json").write_text(json.dumps(images))
-    for k in range(8):
-        names = ["old_3.jpg" if k == 0 else f"new_{k - 1}_5.jpg"] + [f"new_{k}_{i}.jpg" for i in range(1, 600)]
-        vectors = rng.random((600, 2048), dtype=np.float32)
-        feature_cache.save_part(folder, names, vectors)  # its first image is cached already: not added again
-        images += names[1:]
-        blocks.append(vectors[1:])
-
+    rng = np.random.default_rng(0)
+    old = [f"old_{i}.jpg" for i in range(5000)]
+    rows = feature_cache.reserve(folder, old, (2048,), np.float32)
+    vectors = rng.random((5000, 2048), dtype=np.float32)
+    feature_cache.write_rows(folder, [rows[name] for name in old], vectors)
+    new = [f"new_{i}.jpg" for i in range(2000)]
     tracemalloc.start()
     try:
-        feature_cache.fold_parts(folder)
+        grown = feature_cache.reserve(folder, [*old[:3], *new], (2048,), np.float32)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    part = 600 * 2048 * 4
-    assert peak < 2.5 * part, f"folding held {peak / 1e6:.0f} MB at once, parts are {part / 1e6:.0f} MB"
-    assert json.loads((folder / "images.json").read_text()) == images
-    np.testing.assert_array_equal(np.load(folder / "features.npy"), np.concatenate(blocks))
-    assert not list(folder.glob("part-*.npz"))
+    block = feature_cache.BLOCK * 2048 * 4
+    assert peak < 1.5 * block, f"growing held {peak / 1e6:.0f} MB at once, a block is {block / 1e6:.0f} MB"
+    assert grown["old_2.jpg"] == 2 and sorted(grown.values())[3:] == list(range(5000, 7000))
+    assert feature_cache.rows(folder) == {name: i for i, name in enumerate(old)}  # the new rows are not done yet
+    np.testing.assert_array_equal(feature_cache.mapped(folder)[:5000], vectors)
 
 
 # ---------------------------------------------------------------- bad images
@@ -298,7 +317,7 @@ def test_dataset_features_skips_unreadable_images_and_caches_in_the_dataset_fold
         ("good_01.jpg", "c", "dev"),
         ("broken.jpg", "d", "test"),
     ]
-    result = features.dataset_features(configured_dataset("tiny", images_dir, rows), "none")
+    result = features.dataset_features(configured_dataset("tiny", images_dir, rows))
     assert result.images == ["good_00.jpg", "good_01.jpg"]
     assert "broken.jpg" in result.skipped
     assert (tmp_path / "course" / "artifacts" / "tiny" / "features" / "resnet50-none-224" / "features.npy").exists()
@@ -336,11 +355,7 @@ def test_exif_rotated_photo_gives_the_features_of_the_upright_photo(tmp_path):
     stored_only = tmp_path / "no_tag.jpg"
     upright.transpose(undo[6]).save(stored_only, quality=95)
     plain = features.extract_features([stored_only]).features[0]
-    assert plain @ base / np.linalg.norm(plain) / np.linalg.norm(base) < cosine_of(sideways, base)
-
-
-def cosine_of(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert plain @ base / np.linalg.norm(plain) / np.linalg.norm(base) < cosines(sideways, base)[0]
 
 
 # ---------------------------------------------------------------- ImageNet weights missing
@@ -353,14 +368,14 @@ def offline_download(url, dest, md5=None, desc=None):
 def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
     keras_home = tmp_path / "empty-keras"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    monkeypatch.setattr(extractor, "download", offline_download)  # never the network
+    monkeypatch.setattr(download, "download", offline_download)  # never the network
     with pytest.raises(CourseError) as caught:
         features.build_extractor("imagenet")
     message = str(caught.value)
     assert "\n" not in message
     for fix in (
         "connect to the internet",
-        extractor.WEIGHTS_FILE,
+        download.WEIGHTS_FILE,
         str(keras_home / "models"),
         "CAPTION_CNN_WEIGHTS=none",
     ):
@@ -370,7 +385,7 @@ def test_missing_imagenet_weights_give_one_clear_message(tmp_path, monkeypatch):
 def test_damaged_imagenet_weights_file_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / extractor.WEIGHTS_FILE).write_bytes(b"half a file")
+    (tmp_path / "models" / download.WEIGHTS_FILE).write_bytes(b"half a file")
     with pytest.raises(CourseError, match="damaged"):
         features.build_extractor("imagenet")
 
@@ -392,8 +407,8 @@ def test_the_grid_and_the_pooled_vectors_come_from_one_pass(tmp_path, monkeypatc
     assert features.cache_folder(cache, "none", "grid").name == "resnet50-none-224-grid"
     # the pooled vector is the average of the 49 region vectors: the same numbers as lesson 03's
     np.testing.assert_allclose(grid.lookup(grid.images).mean(axis=1), pooled_only.features, rtol=2e-3, atol=2e-3)
-    monkeypatch.setattr(features, "_extractor_function", lambda *args: pytest.fail("the model ran again"))
+    monkeypatch.setattr(features, "extractor_function", lambda *args: pytest.fail("the model ran again"))
     pooled = features.extract_features(paths, cache_dir=cache)  # filled by the grid's pass
     np.testing.assert_allclose(pooled.features, pooled_only.features, rtol=1e-5, atol=1e-5)
-    again = features.extract_features(paths, cache_dir=cache, grid=True, in_memory=False)
-    assert isinstance(again.features, np.memmap) and again.features.dtype == np.float16
+    again = features.extract_features(paths, cache_dir=cache, grid=True)
+    assert again.features.dtype == np.float16 and again.images == grid.images

@@ -14,10 +14,9 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import REAL_FLICKR8K_TEXT, real_flickr8k_layout
-from helpers.caption_files import read_token_file
 from helpers.config import get_settings
-from helpers.datasets import load_dataset
-from helpers.flickr8k import FACTS, KEYS_WITHOUT_IMAGE, TOKEN_FILE
+from helpers.data.caption_files import read_token_file
+from helpers.datasets import FACTS, KEYS_WITHOUT_IMAGE, TOKEN_FILE, load_dataset
 from helpers.text import Vocabulary, clean_caption, wrap
 from scripts.with_solutions import LESSONS, with_solutions
 

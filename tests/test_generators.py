@@ -1,31 +1,27 @@
-"""The classic generator and the fast path feed the same pairs, and padding never reaches the loss."""
+"""helpers.generators (lessons 05, 10): the classic generator and the fast path feed the same pairs, streamed
+from disk too, and padding never reaches the loss."""
 
 from collections import Counter
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import random_captions
+from helpers.features import FeatureSet
 from helpers.generators import (
     CaptionPairs,
     caption_dataset,
     caption_pairs,
     captions_by_image,
+    stream_caption_dataset,
     teacher_forcing_arrays,
 )
 from helpers.model import build_captioner
 
 VOCAB = 30
 MAX_LEN = 9
-
-
-def random_captions(n_images: int, seed: int = 0) -> list[list[list[int]]]:
-    """1-3 captions per image of 2-9 tokens: startseq (1), words 3..VOCAB-1, endseq (2)."""
-    rng = np.random.default_rng(seed)
-    return [
-        [[1, *rng.integers(3, VOCAB, size=rng.integers(0, MAX_LEN - 1)), 2] for _ in range(rng.integers(1, 4))]
-        for _ in range(n_images)
-    ]
 
 
 def numbered_features(n_images: int) -> np.ndarray:
@@ -207,3 +203,31 @@ def test_padding_never_reaches_the_loss(captioner):
     wider_loss = captioner.sequence.evaluate(wider, np.pad(targets, ((0, 0), (0, 7))), batch_size=1000, verbose=0)
     narrow_loss = captioner.sequence.evaluate({"image": image, "words": inputs}, targets, batch_size=1000, verbose=0)
     assert abs(wider_loss - narrow_loss) < 1e-5 and abs(narrow_loss - by_hand) < 1e-5
+
+
+# ---------------------------------------------------------------- streamed from disk (lesson 10)
+
+
+def synthetic_store(folder: Path, images: list[str], dtype: str) -> tuple[FeatureSet, dict[str, np.ndarray]]:
+    vectors = np.random.default_rng(0).random((len(images), 2048), dtype=np.float32) * 10
+    np.save(folder / f"features-{dtype}.npy", vectors.astype(dtype))
+    store = FeatureSet(np.load(folder / f"features-{dtype}.npy", mmap_mode="r"), images)
+    return store, {image: vectors[i].astype(dtype).astype(np.float32) for i, image in enumerate(images)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_streamed_batches_equal_lesson_05s(tmp_path, dtype, shuffle):
+    images = [f"img{i}.jpg" for i in range(30)]
+    store, vectors = synthetic_store(tmp_path, images, dtype)
+    captions = random_captions(images[5:25][::-1], seed=1)  # some images, not in the store's order
+    streamed = stream_caption_dataset(store, captions, batch_size=8, max_len=9, shuffle=shuffle, seed=3)
+    reference = caption_dataset(vectors, captions, batch_size=8, max_len=9, shuffle=shuffle, seed=3)
+    assert streamed.cardinality() == reference.cardinality()
+    count = 0
+    for (x, y), (x_ref, y_ref) in zip(streamed, reference, strict=True):
+        np.testing.assert_array_equal(x["image"], x_ref["image"])
+        np.testing.assert_array_equal(x["words"], x_ref["words"])
+        np.testing.assert_array_equal(y, y_ref)
+        count += int(y.shape[0])
+    assert count == sum(len(group) for group in captions.values())

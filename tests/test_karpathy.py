@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import jpeg_bytes
-from helpers import karpathy
+from helpers.data import karpathy
 from helpers.datasets import fast_subset, load_dataset, read_karpathy
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 
 #: (filename, Karpathy split, COCO folder, number of sentences)
 RECORDS = [

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, untrained_bundle
-from helpers.bundle import load_bundle
-from helpers.errors import CourseError
-from helpers.photos import caption_files, fetch_photo, photos_in, save_upload, url_file_name
+from helpers.model import load_bundle
+from helpers.photos import caption_photos, fetch_photo, photos_in, save_upload, url_file_name
+from helpers.system.errors import CourseError
 
 HTML = b"<!DOCTYPE html><html><head><title>Photo</title></head><body><img src='x.jpg'></body></html>"
 
@@ -78,7 +78,7 @@ def test_caption_files_explains_every_bad_upload_and_captions_the_rest(bundle, t
     huge = tmp_path / "huge.png"
     Image.new("RGB", (120, 100), "white").save(huge)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 12,000 pixels: above twice the limit
-    captioned, skipped = caption_files([good, heic, page, text, huge], bundle, beam_width=2)
+    captioned, skipped = caption_photos([good, heic, page, text, huge], bundle, beam_width=2)
     assert list(captioned) == [good] and captioned[good].split()
     assert "HEIC" in skipped[heic] and "JPEG" in skipped[heic]
     assert "web page" in skipped[page]
@@ -88,7 +88,7 @@ def test_caption_files_explains_every_bad_upload_and_captions_the_rest(bundle, t
 
 def test_nothing_readable_gives_no_captions_and_no_error(bundle, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
-    captioned, skipped = caption_files([tmp_path / "empty.jpg"], bundle)
+    captioned, skipped = caption_photos([tmp_path / "empty.jpg"], bundle)
     assert captioned == {} and skipped == {tmp_path / "empty.jpg": "empty file"}
 
 
@@ -100,7 +100,7 @@ def test_a_learners_photo_is_byte_identical_after_captioning(bundle, tmp_path):
     exif[0x0112] = 6  # stored sideways, as phones do
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(photo, exif=exif)
     before = hashlib.sha256(photo.read_bytes()).hexdigest(), photo.stat().st_mtime_ns
-    caption_files([photo], bundle, beam_width=3)
+    caption_photos([photo], bundle, beam_width=3)
     assert (hashlib.sha256(photo.read_bytes()).hexdigest(), photo.stat().st_mtime_ns) == before
     assert sorted(p.name for p in mine.iterdir()) == ["portrait.jpg"]
 
@@ -109,5 +109,5 @@ def test_a_relative_path_with_a_space_comes_back_as_given(bundle, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my dog.jpg").write_bytes(jpeg_bytes((30, 160, 60), (96, 64)))
     given = Path("./my dog.jpg")
-    captioned, skipped = caption_files([given], bundle)
+    captioned, skipped = caption_photos([given], bundle)
     assert skipped == {} and captioned[given] == captioned[Path("my dog.jpg")] and captioned[given].split()

@@ -1,77 +1,114 @@
-"""Tests of helpers.precision: the choice for every kind of machine, bfloat16 features, the rewrite's scope.
+"""helpers.system.precision (lesson 03): auto's choice is measured, kept per machine, and never a precision that
+disagrees; bfloat16 and float16 features agree with float32's; the bfloat16 rewrite stays inside its function.
 
-The choice is tested with CPU flags and GPU capabilities given, not detected, so every
-machine is covered on any machine. The bfloat16 tests run only on a CPU with AMX (they
-are skipped elsewhere, saying so); ResNet50 has random weights, on a few small images.
+The choice is tested with stubbed measurements, so every kind of machine is covered on any one; the
+bfloat16 features run only on a CPU with native bfloat16 (skipped elsewhere, saying so).
 """
 
 from __future__ import annotations
-
-import json
-import platform
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import extractor, features, precision
-from helpers.errors import CourseError
+from conftest import cosines
+from helpers import features
+from helpers.system import precision
 
 AMX_XEON = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}  # Sapphire Rapids and later
-COOPER_LAKE_OR_ZEN4 = {"avx2", "avx512f", "avx512_bf16"}  # bfloat16 instructions, no AMX
+ZEN4 = {"avx2", "avx512f", "avx512_bf16"}  # bfloat16 instructions, no AMX
 SKYLAKE_XEON = {"avx2", "avx512f"}  # Colab's CPUs, cloud VMs
 LAPTOP = {"avx2", "fma"}
-T4, V100, P100, A100 = (7, 5), (7, 0), (6, 0), (8, 0)
+T4, P100 = (7, 5), (6, 0)
 
-THIS_CPU_HAS_BFLOAT16 = precision.choose_precision("auto", precision.cpu_flags(), []) == "bfloat16"
+NATIVE_BFLOAT16 = "bfloat16" in precision.candidates(precision.cpu_flags(), [])
 needs_bfloat16 = pytest.mark.skipif(
-    not THIS_CPU_HAS_BFLOAT16, reason="this CPU has no amx_bf16: CAPTION_PRECISION=auto keeps float32 here"
+    not NATIVE_BFLOAT16, reason="this CPU has no native bfloat16 (avx512_bf16 or amx_bf16)"
 )
 
 
 @pytest.mark.parametrize(
-    "setting, flags, gpus, expected",
+    "flags, gpus, expected",
     [
-        ("auto", AMX_XEON, [], "bfloat16"),
-        ("auto", COOPER_LAKE_OR_ZEN4, [], "float32"),  # measured slower than float32 without AMX
-        ("auto", SKYLAKE_XEON, [], "float32"),  # TensorFlow would emulate bfloat16 there: slower
-        ("auto", LAPTOP, [], "float32"),
-        ("auto", set(), [], "float32"),  # flags unknown (Windows, Apple silicon)
-        ("auto", SKYLAKE_XEON, [T4], "float16"),  # Colab
-        ("auto", AMX_XEON, [A100], "float16"),  # the GPU runs the model, not the CPU
-        ("auto", AMX_XEON, [P100], "float32"),  # no tensor cores: float32, on the GPU
-        ("auto", LAPTOP, [V100, V100], "float16"),
-        ("auto", LAPTOP, [A100, P100], "float32"),  # every GPU must have tensor cores
-        ("float32", AMX_XEON, [], "float32"),
-        ("float32", LAPTOP, [T4], "float32"),
-        (" AUTO ", AMX_XEON, [], "bfloat16"),
+        (AMX_XEON, [], ["float32", "bfloat16"]),
+        (ZEN4, [], ["float32", "bfloat16"]),
+        (SKYLAKE_XEON, [], ["float32"]),  # TensorFlow would emulate bfloat16 there
+        (set(), [], ["float32"]),  # flags unknown (Windows, Apple silicon)
+        (SKYLAKE_XEON, [T4], ["float32", "float16"]),  # Colab: the GPU runs the model
+        (AMX_XEON, [P100], ["float32"]),  # no tensor cores
+        (LAPTOP, [T4, P100], ["float32"]),  # every GPU must have them
     ],
 )
-def test_choice_for_each_kind_of_machine(setting, flags, gpus, expected):
-    assert precision.choose_precision(setting, frozenset(flags), gpus) == expected
+def test_the_candidates_are_what_the_hardware_computes_natively(flags, gpus, expected):
+    assert precision.candidates(flags, gpus) == expected
 
 
-def test_unknown_setting_is_refused():
-    with pytest.raises(CourseError, match="CAPTION_PRECISION"):
-        precision.choose_precision("bfloat16", AMX_XEON, [])
+def test_the_cheaper_wins_and_a_precision_that_disagrees_never_does():
+    assert precision.choose({"float32": 85.0, "bfloat16": 48.0}, {"bfloat16": 0.99999}) == "bfloat16"
+    assert precision.choose({"float32": 40.0, "bfloat16": 48.0}, {"bfloat16": 0.99999}) == "float32"
+    assert precision.choose({"float32": 85.0, "bfloat16": 20.0}, {"bfloat16": 0.998}) == "float32"
 
 
-def test_describe_says_why():
-    assert precision.describe("auto", AMX_XEON, []) == "bfloat16 (CPU has amx_bf16)"
-    assert precision.describe("auto", COOPER_LAKE_OR_ZEN4, []) == "float32 (no GPU; CPU lacks amx_bf16)"
-    assert precision.describe("auto", LAPTOP, [T4]) == "float16 (GPU compute capability 7.5: tensor cores)"
-    assert precision.describe("auto", AMX_XEON, [P100]) == "float32 (GPU compute capability 6.0: no tensor cores)"
-    assert precision.describe("float32", AMX_XEON, [T4]) == "float32 (CAPTION_PRECISION=float32)"
+def stub(timings: dict[str, float], spread: dict[str, float], calls: list):
+    """A probe that reports ``timings`` and features ``spread`` away from float32's, counting its calls."""
+    base = np.random.default_rng(0).random((4, 16)) + 1
+
+    def measure(options):
+        calls.append(options)
+        return {
+            p: (timings[p], base + spread.get(p, 0.0) * np.random.default_rng(1).normal(size=base.shape))
+            for p in options
+        }
+
+    return measure
 
 
-def test_this_machine_is_detected():
-    flags = precision.cpu_flags()
-    assert isinstance(flags, frozenset) and all(flag == flag.lower() for flag in flags)
-    if platform.system() == "Linux" and platform.machine() == "x86_64":
-        assert "sse2" in flags
-    assert all(len(capability) == 2 for capability in precision.gpu_capabilities())
-    assert precision.machine_precision("float32") == "float32"
+def test_the_verdict_is_measured_once_per_machine_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(ZEN4))
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    record, calls = tmp_path / "precision.json", []
+    measure = stub({"float32": 84.1, "bfloat16": 47.8}, {"bfloat16": 1e-4}, calls)
+    found = precision.verdict(record, measure)
+    assert (
+        found["chosen"] == "bfloat16" and calls == [["float32", "bfloat16"]] and found["agreement"]["bfloat16"] > 0.9999
+    )
+    assert precision.describe(found) == "bfloat16 (measured here: bfloat16 48 ms/image, float32 84)"
+    assert precision.verdict(record, measure) == found and len(calls) == 1  # remembered
+    monkeypatch.setattr(precision, "machine", lambda: "another CPU | TensorFlow 2.99")  # a new machine or TensorFlow
+    assert precision.verdict(record, stub({"float32": 30.0, "bfloat16": 50.0}, {}, calls))["chosen"] == "float32"
+    assert len(calls) == 2 and len(precision.read_json(record)) == 2  # both machines' verdicts kept
+
+
+def test_a_disagreeing_precision_is_reported_and_not_chosen(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(AMX_XEON))
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    found = precision.verdict(None, stub({"float32": 84.0, "bfloat16": 18.0}, {"bfloat16": 0.5}, []))
+    assert found["chosen"] == "float32" and "bfloat16 disagreed with float32" in precision.describe(found)
+
+
+def test_without_a_candidate_nothing_is_measured(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(SKYLAKE_XEON))
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    found = precision.verdict(None, lambda options: pytest.fail("measured"))
+    assert found["chosen"] == "float32" and precision.describe(found).startswith("float32 (no native bfloat16")
+
+
+def test_an_explicit_setting_wins(tmp_path):
+    assert features.choose_precision("float32", "none", tmp_path / "never.json") == "float32"
+    assert features.choose_precision("bfloat16", "none", tmp_path / "never.json") == "bfloat16"
+    assert not (tmp_path / "never.json").exists()
+
+
+@pytest.mark.slow
+@needs_bfloat16
+def test_the_real_probe_measures_this_cpu_once(tmp_path, monkeypatch):
+    found = features.precision_verdict("none", tmp_path / "precision.json")
+    assert set(found["timings"]) == {"float32", "bfloat16"} and min(found["timings"].values()) > 0
+    assert found["agreement"]["float32"] == pytest.approx(1.0) and found["agreement"]["bfloat16"] > precision.AGREEMENT
+    assert found["chosen"] == min(found["timings"], key=found["timings"].get)
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: pytest.fail("measured again"))
+    assert features.precision_verdict("none", tmp_path / "precision.json") == found
 
 
 def test_keras_policy_is_restored():
@@ -112,15 +149,11 @@ def test_folded_batch_norms_give_the_same_features(images):
             layer.set_weights(
                 [rng.uniform(0.2, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.5, n), rng.uniform(0.05, 3, n)]
             )
-    folded = extractor.fold_batch_norms(model)
+    folded = precision.fold_batch_norms(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     expected = model(images[:2], training=False).numpy()
     assert expected.std() > 0.1  # the comparison means something
     np.testing.assert_allclose(folded(images[:2], training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 @pytest.mark.parametrize(
@@ -131,8 +164,8 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ],
 )
 def test_reduced_precision_features_agree_with_float32(images, reduced):
-    expected = extractor.extractor_function("none", precision="float32")(images)["pooled"].numpy()
-    found = extractor.extractor_function("none", precision=reduced)(images)["pooled"]
+    expected = features.extractor_function("none", precision="float32")(images)["pooled"].numpy()
+    found = features.extractor_function("none", precision=reduced)(images)["pooled"]
     assert found.dtype == tf.float32 and found.shape == (6, 2048)
     found = found.numpy()
     assert not np.array_equal(found, expected)  # it did compute in reduced precision
@@ -143,8 +176,8 @@ def test_reduced_precision_features_agree_with_float32(images, reduced):
     assert cosines(found - mean, expected - mean).min() >= 0.995
 
 
-def test_a_cache_serves_every_precision_and_says_which_made_it(tmp_path, monkeypatch):
-    """Features of another precision agree (above), so the cache is shared; meta.json records the precisions."""
+def test_a_cache_serves_every_precision(tmp_path):
+    """Features of another precision agree (above), so one cache holds rows of both."""
     from PIL import Image
 
     paths = []
@@ -153,8 +186,7 @@ def test_a_cache_serves_every_precision_and_says_which_made_it(tmp_path, monkeyp
         Image.new("RGB", (40 + 8 * i, 32), (60 * i, 120, 200)).save(paths[-1])
     first = features.extract_features(paths[:2], weights="none", cache_dir=tmp_path / "cache", precision="float32")
     both = features.extract_features(paths, weights="none", cache_dir=tmp_path / "cache", precision="bfloat16")
-    meta = json.loads((features.cache_folder(tmp_path / "cache", "none") / "meta.json").read_text())
-    assert meta["computed_in"] == ["bfloat16", "float32"] and len(both) == 3
+    assert len(both) == 3
     np.testing.assert_array_equal(both.lookup(first.images), first.features)  # the float32 rows were reused
 
 

@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import setup_and_config_cells
-from helpers.quiet import is_banner
+from helpers.system.quiet import is_banner
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_LESSON = ROOT / "notebooks" / "01_data_exploration.ipynb"
@@ -49,7 +49,7 @@ def fake_tensorflow(folder: Path, body: str) -> Path:
 
 def import_quietly(path: Path, level: str = "2") -> subprocess.CompletedProcess:
     """``helpers.quiet.import_tensorflow()`` in a fresh Python, finding ``path``'s tensorflow first; stderr is a pipe."""
-    code = "import sys, helpers.quiet as q\ntry:\n    q.import_tensorflow()\nfinally:\n    print('after', file=sys.stderr)\n"
+    code = "import sys, helpers.system.quiet as q\ntry:\n    q.import_tensorflow()\nfinally:\n    print('after', file=sys.stderr)\n"
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(path), str(ROOT)]), "TF_CPP_MIN_LOG_LEVEL": level}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
 
@@ -79,7 +79,7 @@ def test_nothing_is_held_back_when_all_logs_are_asked_for(tmp_path: Path):
 
 
 def test_works_without_any_stderr(tmp_path: Path):
-    code = "import os\nos.close(2)\nimport helpers.quiet as q\nprint(q.import_tensorflow().MARK)\n"
+    code = "import os\nos.close(2)\nimport helpers.system.quiet as q\nprint(q.import_tensorflow().MARK)\n"
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join([str(fake_tensorflow(tmp_path, "MARK = 'imported'\n")), str(ROOT)])
     }

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import configured_dataset
 from helpers.datasets import Dataset, load_dataset
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 from helpers.text import END, PAD, START, Vocabulary, clean_caption, prepare_text, wrap
 
 

@@ -1,4 +1,4 @@
-"""Training learns a small task, resumes where it stopped, and saves a bundle lessons 08-10 can load."""
+"""helpers.training (lessons 07 and 10): training learns a small task, resumes where it stopped, and scales."""
 
 import json
 
@@ -8,11 +8,18 @@ import pytest
 import tensorflow as tf
 
 from conftest import MAX_LEN, VOCAB, synthetic_task
-from helpers.bundle import load_bundle, save_bundle
-from helpers.errors import CourseError
 from helpers.generators import CaptionPairs, caption_dataset
 from helpers.model import build_captioner
-from helpers.training import ResumableEarlyStopping, finished, recipe, train
+from helpers.system.errors import CourseError
+from helpers.training import (
+    ResumedEarlyStopping,
+    finished,
+    global_batch_size,
+    read_history,
+    recipe,
+    scaled_learning_rate,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +55,8 @@ def test_training_brings_dev_loss_well_below_the_untrained_loss(task, tmp_path):
     assert untrained > 2.0
     assert trained < 0.5, f"dev loss {trained:.3f} after training (untrained {untrained:.3f}, image-blind floor 0.59)"
     assert trained == pytest.approx(min(history["val_loss"]), abs=1e-4)  # the best epoch's weights
-    saved = json.loads((tmp_path / "history.json").read_text())
-    assert saved["val_loss"] == history["val_loss"] and len(saved["seconds"]) == len(saved["loss"])
+    saved = read_history(tmp_path)
+    assert saved == history and len(saved["seconds"]) == len(saved["loss"]) and min(saved["seconds"]) > 0
 
 
 def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
@@ -76,8 +83,8 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
             batch_size=32,
             callbacks=(spy, stopper),
         )
-    assert len(json.loads((tmp_path / "history.json").read_text())["loss"]) == 2
-    (tmp_path / "checkpoints" / "epoch-03.keras").write_bytes(b"half-written")  # a crash mid-save
+    assert len(read_history(tmp_path)["loss"]) == 2
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"half-written")  # a crash mid-save: the copy before serves
 
     second = build_captioner(VOCAB, MAX_LEN)  # new random weights, as after a restart
     begun = {}
@@ -90,14 +97,11 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
     history = train(
         second, features, train_captions, dev_captions, folder=tmp_path, epochs=4, batch_size=32, callbacks=(watch,)
     )
-    assert begun["epochs"] == [2, 3]  # continued with the third epoch
-    for loaded, saved in zip(begun["weights"], at_epoch_end[1]):
+    assert begun["epochs"] == [1, 2, 3]  # the backup before the damaged one: the second epoch runs again
+    for loaded, saved in zip(begun["weights"], at_epoch_end[0]):
         np.testing.assert_array_equal(loaded, saved)
-    assert begun["steps"] == 2 * 4  # Adam's state came back too (128 captions, 4 batches per epoch)
-    assert len(history["loss"]) == 4
-    kept = sorted(path.name for path in (tmp_path / "checkpoints").iterdir())
-    best = int(np.argmin(history["val_loss"])) + 1
-    assert kept == sorted({f"epoch-{best:02d}.keras", "epoch-04.keras"})
+    assert begun["steps"] == 1 * 4  # Adam's state came back too (128 captions, 4 batches per epoch)
+    assert len(history["loss"]) == 4 and history == read_history(tmp_path)
 
     # run once more (a notebook cell run twice): nothing is trained, the best weights come back
     third = build_captioner(VOCAB, MAX_LEN)
@@ -109,11 +113,25 @@ def test_an_interrupted_run_resumes_at_the_saved_epoch(task, tmp_path):
         np.testing.assert_array_equal(mine, theirs)
 
 
+def test_an_epoch_logged_but_not_backed_up_runs_again_and_counts_once(task, tmp_path):
+    features, train_captions, dev_captions = task
+    train(fresh_captioner(), features, train_captions, dev_captions, folder=tmp_path, epochs=2, batch_size=32)
+    logged = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(logged) == 1 + 2  # a header, two epochs
+    # as if the run stopped after logging its second epoch and before backing it up
+    (tmp_path / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))
+    assert len(read_history(tmp_path)["loss"]) == 1
+
+    history = train(fresh_captioner(), features, train_captions, dev_captions, folder=tmp_path, epochs=3, batch_size=32)
+    assert len(history["loss"]) == 3 and history["loss"][0] == pytest.approx(float(logged[1].split(",")[1]))
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 4  # epoch 2 twice: its last run counts
+
+
 def test_early_stopping_remembers_the_run_before_a_resume():
     assert finished({"val_loss": [3.0, 2.0, 2.5, 2.6]}, epochs=10, patience=2)
     assert not finished({"val_loss": [3.0, 2.0, 2.5]}, epochs=10, patience=2)
     assert finished({"val_loss": [3.0, 2.0]}, epochs=2, patience=5)
-    stopping = ResumableEarlyStopping([3.0, 2.0, 2.5], patience=2)
+    stopping = ResumedEarlyStopping([3.0, 2.0, 2.5], patience=2)
     stopping.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     stopping.on_train_begin()
     stopping.on_epoch_end(3, {"val_loss": 2.4})  # no better than 2.0: patience used up
@@ -169,44 +187,21 @@ def test_train_makes_its_batches_with_the_given_function(task, tmp_path):
         seed=0,
         make_dataset=spy,
     )
-    assert [captions for captions, _ in calls] == [train_captions, dev_captions]
-    assert calls[0][1] == {"batch_size": 32, "max_len": MAX_LEN, "seed": 0}
-    assert calls[1][1] == {"batch_size": 32, "max_len": MAX_LEN, "shuffle": False}
+    assert [captions for captions, _ in calls] == [train_captions, dev_captions]  # both splits, from that function
 
 
-def test_bundle_round_trip(task, tmp_path, recwarn):
-    from helpers.text import Vocabulary
-
-    features, _, _ = task
-    vocab = Vocabulary.build(["startseq a red circle endseq", "startseq a blue square endseq"], min_count=1)
-    keras.utils.set_random_seed(0)
-    captioner = build_captioner(len(vocab), MAX_LEN)
-    save_bundle(captioner, vocab, tmp_path / "bundle", dataset="synthetic", fast=False, cnn_weights="none", epochs=3)
-    bundle = load_bundle(tmp_path / "bundle")
-    assert not [w for w in recwarn if "optimizer" in str(w.message)]  # loaded for inference: no optimizer state
-    assert bundle.info["max_len"] == MAX_LEN and bundle.info["epochs"] == 3 and bundle.info["cnn_weights"] == "none"
-    assert bundle.vocab.words == vocab.words
-    x = {"image": np.stack(list(features.values())[:3]), "words": np.array([[1, 2, 3, 0, 0, 0]] * 3, "int32")}
-    np.testing.assert_allclose(bundle.captioner.prefix(x), captioner.prefix(x), atol=1e-6)
-    with pytest.raises(CourseError, match="no trained model"):
-        load_bundle(tmp_path / "nothing")
+# ---------------------------------------------------------------- batch size and learning rate
 
 
-@pytest.mark.slow  # builds a ResNet50 and extracts features of 16 images
-def test_prepare_model_builds_the_whole_chain_once(tmp_path, monkeypatch, capsys):
-    from helpers.course import prepare_model
-    from helpers.shapes import make_shapes
+class FakeStrategy:
+    num_replicas_in_sync = 4
 
-    root = make_shapes(tmp_path / "tiny-shapes", split={"train": 8, "dev": 4, "test": 4})
-    monkeypatch.setenv("CAPTION_DATASET", str(root))
-    bundle = prepare_model()
-    built = capsys.readouterr().out
-    assert "No trained model" in built and "lesson 02" in built and "lesson 04" in built
-    folder = tmp_path / "artifacts" / "tiny-shapes" / "fast-random-cnn"
-    assert {"model.keras", "vocab.json", "model.json", "history.json"} <= {p.name for p in folder.iterdir()}
-    assert bundle.info["features"]["weights"] == "none" and bundle.info["vocab_size"] == len(bundle.vocab)
-    assert bundle.info["epochs"] == len(json.loads((folder / "history.json").read_text())["loss"])
 
-    again = prepare_model()  # now it only loads
-    assert "No trained model" not in capsys.readouterr().out
-    assert again.info == bundle.info
+def test_global_batch_and_learning_rate_rules():
+    batch = global_batch_size(64, FakeStrategy())
+    assert batch == 256
+    assert scaled_learning_rate(batch) == pytest.approx(4e-3)
+    assert scaled_learning_rate(batch, rule="sqrt") == pytest.approx(2e-3)
+    assert scaled_learning_rate(batch, rule="none") == 1e-3
+    with pytest.raises(CourseError):
+        scaled_learning_rate(batch, rule="cubic")

@@ -11,40 +11,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it into place only if the block succeeds.
+    """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds.
 
-    Used by every helper that saves something: an interruption or a full disk leaves the
-    old file (or no file), never a truncated one.
+    A full disk becomes a one-line CourseError; the old file (or none) stays.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (so the rename is atomic) and same suffix (Keras and NumPy insist on it).
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
+    # same folder (an atomic rename) and same suffix (Keras and NumPy insist on it)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
     os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
+    tmp = Path(name)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private: give it a normal file's mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, final)
+        yield tmp
+        os.replace(tmp, final)
     except OSError as error:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if error.errno == errno.ENOSPC:
             raise CourseError(f"The disk is full while writing {final}: free some space and run again.") from None
         raise
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -54,5 +49,14 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
+    """Read a JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stamp(path: Path) -> list[int] | None:
+    """A file's size and modification time (None if it is missing): tells whether it changed."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]

@@ -1,9 +1,7 @@
-"""The shapes dataset: coloured shapes with varied captions, generated offline (introduced in lesson 01).
+"""The shapes dataset: coloured shapes with varied captions, generated offline (lesson 01).
 
-Deterministic (a fixed seed), a few seconds for 1,000 images, written in the Flickr8k layout
-so that the same loader and every lesson run on it: the test suite's dataset and the
-workshop's Wi-Fi-proof fallback. Each image holds one or two coloured shapes (colour, shape,
-size, position, background) and comes with five captions in varied wording.
+Deterministic, a few seconds for 1,000 images, in the Flickr8k layout so the same loader and
+every lesson run on it: the test suite's dataset and the workshop's Wi-Fi-proof fallback.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.flickr8k import IMAGES_FOLDER, SPLIT_FILES, SPLITS, TOKEN_FILE
+from helpers.data.flickr8k import IMAGES_FOLDER, SPLIT_FILES, SPLITS, TOKEN_FILE
 
 SHAPES_VERSION = "1"
 SHAPES_SIZE = 224
@@ -108,11 +106,10 @@ def _shapes_example(rng: np.random.Generator):
 
 
 def make_shapes(root: Path, split: dict[str, int] = SHAPES_SPLIT, seed: int = 0) -> Path:
-    """Generate the shapes dataset in the Flickr8k layout (deterministic, a few seconds).
+    """Generate the shapes dataset in the Flickr8k layout into ``root``, unless it holds this version already.
 
     Each image holds one or two coloured shapes (colour, shape, size, position, background)
-    and comes with five captions in varied wording. Nothing is regenerated if the folder
-    already holds this version.
+    and comes with five captions in varied wording.
     """
     marker = root / "VERSION"
     stamp = f"{SHAPES_VERSION} {seed} {split}"

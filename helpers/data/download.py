@@ -1,8 +1,8 @@
-"""Resumable, checksummed downloads with a progress bar, and zip extraction (introduced in lesson 01).
+"""Resumable, checksummed downloads with a progress bar; zip extraction; Keras' ResNet50 weights (lessons 01, 03).
 
-A download first goes to ``<name>.part`` next to its destination. An interrupted download
-keeps its ``.part`` file and the next attempt asks the server for the rest (an HTTP
-``Range`` request); only a complete file whose MD5 matches is renamed to the final name.
+A download goes to ``<name>.part`` first; an interrupted one keeps it, and the next attempt
+asks the server for the rest (an HTTP ``Range`` request). Only a complete file whose MD5
+matches gets its final name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -113,9 +113,8 @@ def _copy(response, part: Path, start: int, total: int | None, desc: str, url: s
 def unzip(archive: Path, scratch: Path, keep: Callable[[str], bool] = lambda member: True) -> Path:
     """Extract the members of a zip archive that ``keep`` accepts into a fresh ``scratch`` folder (lesson 01).
 
-    ``__MACOSX/`` junk is always left out; files keep the modification times the archive
-    records (so checks keyed by a file's size and time survive re-extraction on a new machine).
-    A damaged archive is deleted, so the next run downloads it anew.
+    ``__MACOSX/`` junk is left out; files keep the archive's modification times (so checks
+    keyed by size and time survive unpacking on a new machine). A damaged archive is deleted.
     """
     shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -139,3 +138,34 @@ def unzip(archive: Path, scratch: Path, keep: Callable[[str], bool] = lambda mem
             ) from None
         raise CourseError(f"Extracting {archive.name} into {scratch.parent} failed ({error}).") from None
     return scratch
+
+
+WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
+WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/resnet/{WEIGHTS_FILE}"
+
+
+def imagenet_weights_path() -> Path:
+    """Where Keras keeps the ResNet50 ImageNet weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    return home / "models" / WEIGHTS_FILE
+
+
+def imagenet_weights_file() -> Path:
+    """Keras' cached ResNet50 ImageNet weights (no top), downloaded on first use; else one error with three fixes."""
+    path = imagenet_weights_path()
+    if not path.exists():
+        try:
+            download(WEIGHTS_URL, path, md5=WEIGHTS_MD5, desc="ResNet50 ImageNet weights")
+        except (CourseError, OSError) as error:
+            raise CourseError(
+                f"The ResNet50 ImageNet weights are not in {path.parent} and cannot be downloaded ({error}). "
+                f"Fix it one of three ways: connect to the internet once and run again; "
+                f"or copy {WEIGHTS_FILE} (MD5 {WEIGHTS_MD5}) into {path.parent}; "
+                f"or set CAPTION_CNN_WEIGHTS=none to use random weights (everything runs, captions get worse)."
+            ) from None
+    elif md5sum(path) != WEIGHTS_MD5:
+        raise CourseError(
+            f"{path} is damaged (its MD5 is not {WEIGHTS_MD5}): delete it and run again to download it anew."
+        )
+    return path

@@ -1,20 +1,10 @@
-"""Image files: which ones can be used, and reading them upright (introduced in lesson 01).
+"""Image files: which ones can be used, and reading them upright (lesson 01).
 
-Real folders hold surprises: empty files, truncated downloads, text or HTML saved as
-``.jpg``, PNGs named ``.jpg``, CMYK or grey JPEGs, phone photos stored sideways with an
-EXIF orientation tag, iPhone HEIC files, images too large to open safely. Two checks:
-
-* :func:`inspect_image` reads only the header: what the file is, whether it can be used,
-  and its EXIF orientation. Cheap; the feature pipeline (lesson 03) runs it on every path.
-* :func:`check_image` also finds truncated files: a JPEG or PNG that ends with its end
-  marker is whole; any other file is decoded at reduced size (Pillow's JPEG ``draft``
-  mode), which finds truncated and corrupt ones. :func:`check_images` runs it over a
-  dataset once, in threads, and remembers each verdict with the file's size and
-  modification time, so the next load costs nothing (lesson 01). (A JPEG damaged in the
-  middle but whole at its end passes; the feature pipeline still guards itself.)
-
-Convertible images (grey, palette, RGBA, CMYK, PNG named ``.jpg``) are fine: every reader
-converts them to RGB. :func:`open_rgb` reads one for display, turned upright.
+:func:`inspect_image` reads only the header (what the file is, whether it can be used, its
+EXIF orientation); :func:`check_image` also finds truncated files (the end marker of a JPEG or
+PNG, else a reduced-size decode). :func:`check_images` checks a dataset once, in threads,
+remembering each verdict with the file's size and time. Grey, palette, RGBA, CMYK and
+PNG-named-.jpg images are fine: every reader converts them to RGB.
 """
 
 from __future__ import annotations
@@ -28,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers.files import read_json, write_json
+from helpers.system.files import read_json, stamp, write_json
 
 #: Formats TensorFlow's ``decode_image`` reads (MPO is the JPEG variant many cameras write).
 TF_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")
@@ -124,26 +114,17 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
-def stamp(path: Path) -> list[int] | None:
-    """Size and modification time of a file (None if it is missing): tells whether it changed."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns]
-
-
 def check_images(
-    paths: Iterable[Path], record: Path | None = None, threads: int | None = None
+    paths: Iterable[Path], record: Path | None = None, earlier: Path | None = None, threads: int | None = None
 ) -> dict[Path, ImageInfo]:
-    """:func:`check_image` of every path, remembering verdicts in ``record`` (JSON) (lesson 01).
+    """:func:`check_image` of every path, in threads, remembering the verdicts in ``record`` (JSON) (lesson 01).
 
-    A file whose size and modification time match the record is not opened again; the
-    others are checked in ``threads`` threads (Pillow decodes outside Python's lock), with
-    a progress bar when there are many. The record is rewritten only when it changed.
+    A file whose size and modification time match the record (or, while there is none, the
+    ``earlier`` one: an instructor's) is not opened again.
     """
     paths = list(paths)
-    known = read_json(record) if record is not None and record.exists() else {}
+    source = record if record is not None and record.exists() else earlier
+    known = read_json(source) if source is not None and source.exists() else {}
     stamps = {path: stamp(path) for path in paths}
     results, todo = {}, []
     for path in paths:

@@ -1,9 +1,8 @@
-"""Karpathy's split files of Flickr30k and COCO, and COCO's images (introduced in lesson 10).
+"""Karpathy's split files of Flickr30k and COCO, and COCO's images (lesson 10).
 
-Karpathy & Fei-Fei (CVPR 2015) published one JSON file per dataset (``dataset_flickr30k.json``,
-``dataset_coco.json``) listing every image with its ``split`` and ``sentences``: the splits
-papers report on. :func:`read_split_file` turns one into a captions table;
-:func:`prepare_karpathy` downloads it, and COCO's public image archives.
+Karpathy & Fei-Fei (CVPR 2015) published one JSON file per dataset listing every image with
+its ``split`` and ``sentences``: the splits papers report on. :func:`read_karpathy_file` turns
+one into a captions table; :func:`prepare_karpathy` downloads it, and COCO's public images.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.download import download, unzip
-from helpers.errors import CourseError
+from helpers.data.download import download, unzip
+from helpers.system.errors import CourseError
 
 #: Karpathy's split files of Flickr8k, Flickr30k and COCO, in one zip (Karpathy & Fei-Fei, CVPR 2015).
 KARPATHY_URL = "https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip"
@@ -39,13 +38,11 @@ def karpathy_file(folder: Path) -> Path | None:
     return found[0] if found else None
 
 
-def read_split_file(folder: Path) -> tuple[pd.DataFrame, Path, dict[str, str]]:
-    """The captions table (``image, caption, split``), images folder and image subfolders of a Karpathy folder (lesson 10).
+def read_karpathy_file(folder: Path) -> tuple[pd.DataFrame, Path, dict[str, str]]:
+    """The captions table (``image, caption, split``), images folder and image subfolders of a Karpathy folder.
 
-    Each image record has ``filename``, ``split`` (train / restval / val / test; restval
-    joins train and val becomes dev) and ``sentences`` whose ``raw`` text is the caption.
-    COCO images are found through their ``filepath`` (``train2014/``, ``val2014/``), other
-    datasets' in the first usual folder that holds them (:data:`IMAGE_FOLDERS`).
+    restval joins train and val becomes dev; COCO's images are found through their
+    ``filepath`` (``train2014/``, ``val2014/``), others' in the first usual folder holding them.
     """
     path = karpathy_file(folder)
     if path is None:
@@ -98,7 +95,7 @@ def prepare_karpathy(name: str, root: Path) -> Path:
     """Download Karpathy's split file of ``name`` into ``root`` once, and for COCO its images (lesson 10).
 
     COCO's images are public (about 19 GB of zip archives, resumable; each archive is
-    deleted once extracted). Flickr30k's are not: :func:`read_split_file` says how to get them.
+    deleted once extracted). Flickr30k's are not: :func:`read_karpathy_file` says how to get them.
     """
     split_file = root / KARPATHY_DATASETS[name]
     if not split_file.exists():

@@ -1,7 +1,7 @@
 """Caption and split files as people have them: Flickr8k's token file, Kaggle's captions.txt (lesson 01).
 
-Each reader returns a table ``image, caption`` and skips what it cannot read with one note
-naming the lines, so a hand-made or re-saved file loads instead of failing.
+Each reader returns a table ``image, caption`` and skips the lines it cannot read with one
+note naming them, so a hand-made or re-saved file loads instead of failing.
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ def read_split_file(path: Path) -> list[str]:
 def read_captions_csv(path: Path) -> pd.DataFrame:
     """Parse a Kaggle-style ``captions.txt`` into ``image, caption``.
 
-    Kaggle's file is ``image,caption`` under a header line, with commas inside captions left
-    unquoted, so a line splits at its first comma. Also read: a file without the header,
-    CSV-quoted captions (``"a dog, wet"``, quotes inside doubled), token-file lines
-    (``IMAGE.jpg#0<TAB>caption``) saved under this name, Flickr30k's ``image| N| caption``
-    lines, blank lines and Windows line ends. Other lines are skipped with a note.
+    Kaggle's lines are ``image,caption`` (split at the first comma: its captions hold commas)
+    under a header. Also read: no header, CSV-quoted captions, token-file lines, Flickr30k's
+    ``image| N| caption``, blank lines, Windows line ends; other lines skipped with a note.
     """
     return _read_rows(path, caption_row, "no image name and caption", header=True)
 

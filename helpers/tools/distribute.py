@@ -1,25 +1,18 @@
-"""Training on several GPUs or machines with ``tf.distribute`` (introduced in lesson 10).
+"""Training on every device of this machine, or as one worker of a ``TF_CONFIG`` cluster (lesson 10).
 
-**Several devices.** Keras trains on several GPUs (``MirroredStrategy``) or machines
-(``MultiWorkerMirroredStrategy``) when the model is built and compiled inside a
-``tf.distribute`` strategy's scope (:func:`distributed_captioner`); ``model.fit`` then splits
-every batch between the replicas and averages their gradients. The batch size you give is
-the *global* one, per-replica batch x replicas (:func:`global_batch_size`); a larger batch
-usually wants a larger learning rate (:func:`scaled_learning_rate`).
-
-**Several machines** read their role from ``TF_CONFIG`` and run the same program::
+Several machines read their role from ``TF_CONFIG`` and run the same program::
 
     TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
                 "task": {"type": "worker", "index": 0}}' python -m helpers train
 
-``python -m helpers local-cluster --workers 2`` starts such workers on this machine, on
-127.0.0.1, to try it out (:func:`local_cluster`).
+``python -m helpers local-cluster --workers 2`` starts such workers on 127.0.0.1 (:func:`local_cluster`).
+TensorFlow and the helpers are imported inside the functions: a multi-worker strategy must
+start before TensorFlow does any work.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -28,33 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from helpers.errors import CourseError
-
-# TensorFlow, Keras and the helpers that use them are imported inside the functions: a
-# multi-worker program must create its strategy before TensorFlow starts working.
-
-
-def split_cpu(devices: int = 2) -> list[str]:
-    """Split the CPU into ``devices`` logical devices, to try MirroredStrategy without GPUs (lesson 10).
-
-    TensorFlow allows this only before it first uses a device: run it right after the setup
-    cell (running it again with the same number is fine).
-    """
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    current = tf.config.get_logical_device_configuration(cpu) or []
-    if len(current) != devices:
-        try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-        except RuntimeError:
-            raise CourseError(
-                f"TensorFlow already runs with {max(len(current), 1)} CPU device(s) in this process: "
-                "restart the kernel and call split_cpu() right after the setup cell."
-            ) from None
-    return [device.name for device in tf.config.list_logical_devices("CPU")]
+from helpers.system.errors import CourseError
 
 
 def cluster_from_environment() -> dict:
@@ -88,65 +55,6 @@ def strategy_from_environment():
     if not gpus and len(cpus) > 1:
         return tf.distribute.MirroredStrategy([cpu.name for cpu in cpus])
     return tf.distribute.get_strategy()
-
-
-def global_batch_size(per_replica: int, strategy) -> int:
-    """Captions per training step over all replicas: ``per_replica`` x replicas (lesson 10).
-
-    ``model.fit`` under a strategy takes this *global* size and gives each replica
-    ``per_replica`` of every batch (TensorFlow's distributed training guide).
-    """
-    return per_replica * strategy.num_replicas_in_sync
-
-
-def scaled_learning_rate(
-    global_batch: int, base_rate: float = 1e-3, base_batch: int = 64, rule: str = "linear"
-) -> float:
-    """The learning rate for ``global_batch``, from one that works at ``base_batch`` (lesson 10).
-
-    * ``"linear"``: ``base_rate * global_batch / base_batch`` (Goyal et al. 2017: k times
-      the batch, k times the step; the gradient of a larger batch is less noisy). Proven
-      for SGD; with Adam it is a starting point, and large factors want a warm-up.
-    * ``"sqrt"``: ``base_rate * sqrt(global_batch / base_batch)``, the milder rule often
-      used with Adam.
-    * ``"none"``: ``base_rate`` unchanged.
-    """
-    factor = global_batch / base_batch
-    if rule == "linear":
-        return base_rate * factor
-    if rule == "sqrt":
-        return base_rate * math.sqrt(factor)
-    if rule == "none":
-        return base_rate
-    raise CourseError(f"rule must be 'linear', 'sqrt' or 'none', got {rule!r}.")
-
-
-def distributed_captioner(
-    strategy, vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None, learning_rate: float = 1e-3
-):
-    """Build and compile the captioner inside ``strategy.scope()``: one mirrored copy per replica (lesson 10).
-
-    Train it with :func:`helpers.training.train` inside the same scope. Under
-    MultiWorkerMirroredStrategy it also applies :func:`helpers.compat.keras_multi_worker_fixes`.
-    """
-    from helpers.compat import keras_multi_worker_fixes
-    from helpers.model import build_captioner, compile_captioner
-
-    with strategy.scope():
-        captioner = compile_captioner(build_captioner(vocab_size, max_len, embedding_matrix), learning_rate)
-    if _multi_worker(strategy):
-        keras_multi_worker_fixes(captioner)
-    return captioner
-
-
-def _multi_worker(strategy) -> bool:
-    import tensorflow as tf
-
-    workers = len(cluster_from_environment().get("worker", [])) + len(cluster_from_environment().get("chief", []))
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and workers > 1
-
-
-# ---------------------------------------------------------------- several machines
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -235,15 +143,15 @@ def train_distributed(
     caption --model``).
     """
     strategy = strategy_from_environment()  # first: MultiWorkerMirroredStrategy must start before TensorFlow works
-    from helpers.bundle import save_bundle
     from helpers.course import prepare_course_data
     from helpers.features import feature_store
     from helpers.generators import stream_caption_dataset
-    from helpers.training import train
+    from helpers.model import save_bundle
+    from helpers.training import distributed_captioner, global_batch_size, scaled_learning_rate, train
 
     index = int(json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0))
-    course = prepare_course_data(settings, in_memory=False)
-    store = feature_store(course.dataset, settings.cnn_weights, dtype=dtype, precision=settings.precision)
+    course = prepare_course_data(settings, on_disk=True)
+    store = feature_store(course.dataset, dtype=dtype)
     batch = global_batch_size(per_replica_batch, strategy)
     rate = scaled_learning_rate(batch, rule=lr_rule)
     print(
@@ -290,5 +198,4 @@ def prepare_for_workers(settings, dtype: str = "float32") -> None:
     from helpers.course import prepare_course_data
     from helpers.features import feature_store
 
-    course = prepare_course_data(settings, in_memory=False)
-    feature_store(course.dataset, settings.cnn_weights, dtype=dtype, precision=settings.precision)
+    feature_store(prepare_course_data(settings, on_disk=True).dataset, dtype=dtype)

@@ -1,16 +1,9 @@
 """Google Colab: lessons that continue each other on fresh VMs, and the versions Colab ships (every setup cell).
 
-Every lesson's Colab badge opens a new virtual machine, and whatever the last lesson
-made on the old one is gone. With ``KEEP_ON_DRIVE = True`` in the setup cell,
-:func:`keep_on_drive` mounts Google Drive and points the course's data folder
-(``CAPTION_DATA_DIR``) at a folder there: the downloaded archives, the image features,
-the vocabulary and the trained models then survive from lesson to lesson. The 8,091
-Flickr8k images themselves are unpacked from the archive to the VM's own disk
-(``CAPTION_UNPACK_DIR``), which takes seconds, because reading thousands of small files
-from Drive is slow.
-
-:func:`too_old` says which installed packages are older than the course supports
-(:data:`SUPPORTED`); the setup cell prints it in one line.
+Every Colab badge opens a new VM. :func:`keep_on_drive` points ``CAPTION_DATA_DIR`` at Google
+Drive, so archives, features, vocabulary and models survive from lesson to lesson, and
+``CAPTION_UNPACK_DIR`` at the VM's own disk, where the images are unpacked: reading thousands
+of small files from Drive is slow.
 """
 
 from __future__ import annotations
@@ -19,11 +12,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-#: Where the course keeps its data on Google Drive, and where the images are unpacked on the VM.
 DRIVE_MOUNT = "/content/drive"
 DRIVE_FOLDER = f"{DRIVE_MOUNT}/MyDrive/caption-course"
 LOCAL_FOLDER = "/content/caption-data"
-
 #: The oldest versions the helpers are tested with (``make test-compat``): Colab's through 2025.
 SUPPORTED = {"python": "3.11", "tensorflow": "2.19", "keras": "3.10", "numpy": "2.0", "pandas": "2.2"}
 
@@ -31,10 +22,9 @@ SUPPORTED = {"python": "3.11", "tensorflow": "2.19", "keras": "3.10", "numpy": "
 def keep_on_drive(
     mount: Callable[[str], object] | None = None, folder: str = DRIVE_FOLDER, unpack_to: str = LOCAL_FOLDER
 ) -> Path:
-    """Mount Google Drive and keep the course's data there; unpack archives to the VM's disk (setup cell).
+    """Mount Google Drive (``mount``: ``google.colab.drive.mount``) and keep the course's data there.
 
-    ``mount`` is ``google.colab.drive.mount`` (asks for permission the first time). A data
-    folder set before (``CAPTION_DATA_DIR``) is kept as it is.
+    A ``CAPTION_DATA_DIR`` or ``CAPTION_UNPACK_DIR`` set before is kept as it is.
     """
     if mount is None:
         from google.colab import drive

@@ -1,9 +1,7 @@
 """Workarounds for bugs in libraries the course uses, each reaching into a private API (lessons 09 and 10).
 
-They live here, and only here, so a teacher forking the course sees at once what touches
-library internals. Each names the versions it was checked with, and each has a test in
-``tests/test_compat.py`` that fails once the library fixes the bug: then delete the
-workaround.
+Only here, so a teacher sees at once what touches library internals. Each names the versions
+it was checked with; ``tests/test_compat.py`` fails once the library fixes the bug.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from helpers.errors import CourseError
+from helpers.system.errors import CourseError
 
 #: Keras versions the multi-worker fixes were checked with (keras-team/keras#20585).
 KERAS_MULTI_WORKER_CHECKED = ("3.10", "3.15")
@@ -23,17 +21,9 @@ def keras_multi_worker_fixes(models: Iterable) -> None:
     """Work around two places where Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (lesson 10).
 
     Checked with Keras 3.10 and 3.15 on TensorFlow 2.19 and 2.21 (keras-team/keras#20585,
-    tensorflow/tensorflow#72388):
-
-    1. Before training, ``fit`` averages the first input batch over all replicas just to
-       learn its shapes; across workers that all-reduce fails on an ``(inputs, targets)``
-       structure (and would need equal shapes on every worker). Fixed per model: the
-       shapes come from this worker's own part of the batch.
-    2. After every step, the loss of each replica is averaged with ``reduce(..., axis=0)``,
-       which fails on a scalar. Fixed for this process: scalars are averaged with ``axis=None``.
-
-    Both only touch multi-worker runs. Outside the checked versions, a one-line error
-    names them rather than a stack trace from deep inside Keras.
+    tensorflow/tensorflow#72388): ``fit`` all-reduces the first batch to learn its shapes
+    (fixed per model: this worker's own part gives them), and averages each replica's scalar
+    loss with ``axis=0`` (fixed for the process: ``axis=None``). Other Keras versions: one line.
     """
     import keras
     from keras import tree
@@ -75,12 +65,10 @@ def _symbolic_build_from_local_batch(model, iterator=None, data_batch=None) -> N
 
 @contextmanager
 def meteor_scorer() -> Iterator[Callable[[dict, dict], float | None] | None]:
-    """A running METEOR jar (Java starts once, in about 10 s, for any number of scores), or None with a note (lesson 09).
+    """A running METEOR jar (Java starts once for any number of scores), or None with a note (lesson 09).
 
-    pycocoevalcap 1.2's ``Meteor`` holds a lock while it talks to the jar and its
-    destructor waits for that lock: when the jar dies mid-score the lock stays held and
-    the destructor would hang, so it is released here; its pipes are closed here too
-    (the wrapper leaves them open).
+    pycocoevalcap 1.2's ``Meteor`` keeps its lock when the jar dies mid-score, and its
+    destructor then hangs: the lock is released here, and its pipes closed.
     """
     if shutil.which("java") is None:
         print("METEOR skipped: it needs Java (e.g. `apt install default-jre` or `conda install openjdk`).")
