@@ -15,7 +15,7 @@ TEST_DATA_DIR ?= $(CURDIR)/.test-data
 CI_SETTINGS := CAPTION_DATASET=shapes CAPTION_CNN_WEIGHTS=none CAPTION_FAST=1
 TEST_ENV := $(CI_SETTINGS) CAPTION_DATA_DIR=$(TEST_DATA_DIR)
 
-.PHONY: setup setup-compat lab course test test-fast test-compat lint bench prefetch doctor clean
+.PHONY: setup setup-compat lab course app test test-fast test-compat lint browser bench prefetch doctor clean
 
 setup: $(STAMP)  ## create or update the environment in .venv
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@# switching flavour: the two TensorFlow wheels must not be installed side by side
 	@$(PY) -m pip uninstall --quiet --yes $(if $(filter cpu,$(TF)),tensorflow,tensorflow-cpu) 2>/dev/null || true
-	$(PY) -m pip install --quiet -e ".[$(TF),lab,test]"
+	$(PY) -m pip install --quiet -e ".[$(TF),lab,test,share]"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -35,7 +35,10 @@ lab: $(STAMP)  ## open JupyterLab on the lessons
 course: $(STAMP)  ## run every lesson headless, in order, on the configured dataset
 	$(PY) scripts/run_course.py
 
-test: lint  ## the whole suite: lint; unit tests and every lesson with its exercise solutions; then the oldest versions
+app: $(STAMP)  ## lesson 12's captioning page for the trained model of your settings, on http://127.0.0.1:7860
+	$(PY) -m helpers app
+
+test: lint browser  ## the whole suite: lint; unit tests and every lesson with its exercise solutions; then the oldest versions
 	rm -rf $(TEST_DATA_DIR)
 	$(PY) scripts/with_solutions.py $(TEST_DATA_DIR)/lessons
 	$(TEST_ENV) $(PY) -m pytest tests $(TEST_DATA_DIR)/lessons --nbval-lax --nbval-cell-timeout=900 --durations=15
@@ -43,6 +46,11 @@ test: lint  ## the whole suite: lint; unit tests and every lesson with its exerc
 
 test-fast: lint  ## a quick local loop: the unit tests without the slow ones (no notebooks); CI runs `make test`
 	$(CI_SETTINGS) CAPTION_DATA_DIR=$(TEST_DATA_DIR)-fast $(PY) -m pytest tests -m "not slow" -q
+
+browser:  ## the system Chromium that the browser tests drive (installed with apt-get when run as root on Debian)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || \
+		echo "No Chromium here (apt-get install chromium): the browser tests are skipped, saying so."
 
 lint: $(STAMP)  ## ruff: lint rules and formatting, as pyproject.toml configures them
 	$(PY) -m ruff check .

@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from helpers.features import FEATURE_SIZE, REGIONS
-from helpers.model import DROPOUT, UNITS, compile_captioner, load_sequence, word_embedding
+from helpers.model import DROPOUT, UNITS, compile_captioner, layers_of, load_sequence, word_embedding
 
 Step = Callable[..., tuple]
 _compiled_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -178,7 +178,7 @@ def load_attention_captioner(path: str | Path, max_len: int | None = None) -> At
 
 def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaptioner:
     """Both views around a (loaded) sequence model's layers, uncompiled: no weights are copied (lesson 11)."""
-    parts = _parts(sequence)
+    parts = layers_of(sequence)
     _, regions, feature_dim = sequence.get_layer("image").output.shape
     return _models(parts, regions, feature_dim)
 
@@ -186,21 +186,16 @@ def attention_captioner_from_sequence(sequence: keras.Model) -> AttentionCaption
 # ------------------------------------------------------------------ word by word (lessons 08 and 11)
 
 
-def _parts(sequence: keras.Model) -> dict[str, layers.Layer]:
-    """The :func:`build_layers` parts of a sequence model, by name: its layers but the inputs."""
-    return {layer.name: layer for layer in sequence.layers if not isinstance(layer, layers.InputLayer)}
-
-
 def initial_state(captioner: AttentionCaptioner, features) -> tuple:
     """``((keys, regions), h, c)`` before the first word for features ``(n, regions, feature_dim)``, at inference (lesson 11)."""
-    return _encode(_parts(captioner.sequence), ops.cast(features, "float32"), training=False)
+    return _encode(layers_of(captioner.sequence), ops.cast(features, "float32"), training=False)
 
 
 def _compiled(captioner: AttentionCaptioner) -> dict[str, Step]:
     """The one-word step, with and without the alphas, compiled once per model with ``tf.function``."""
     model = captioner.sequence
     if model not in _compiled_steps:
-        parts = _parts(model)
+        parts = layers_of(model)
 
         def attend(context, tokens, h, c):
             keys, values = context

@@ -84,24 +84,8 @@ def prepare_model(settings: Settings, course: CourseData | None = None) -> Bundl
     keras.utils.set_random_seed(0)  # as lesson 07 does: the same model whichever lesson trains it
     captioner = build_captioner(len(course.vocab), course.vocab.max_len, course.embedding_matrix)
     plan = course.recipe
-    history = train(
-        captioner,
-        course.features,
-        course.train_captions,
-        course.dev_captions,
-        folder=folder,
-        epochs=plan.epochs,
-        batch_size=plan.batch_size,
-        patience=plan.patience,
-    )
-    save_bundle(
-        captioner,
-        course.vocab,
-        folder,
-        dataset=course.dataset.name,
-        fast=settings.fast,
-        cnn_weights=settings.cnn_weights,
-        epochs=len(history["loss"]),
-        dev_loss=min(history["val_loss"]),
-    )
+    options = {"epochs": plan.epochs, "batch_size": plan.batch_size, "patience": plan.patience, "folder": folder}
+    history = train(captioner, course.features, course.train_captions, course.dev_captions, **options)
+    info = {"dataset": course.dataset.name, "fast": settings.fast, "cnn_weights": settings.cnn_weights}
+    save_bundle(captioner, course.vocab, folder, **info, epochs=len(history["loss"]), dev_loss=min(history["val_loss"]))
     return load_bundle(folder)

@@ -46,7 +46,7 @@ def _batches(features: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield features[start : start + batch_size]
 
 
-def _banned(captioner: Captioner, vocab: Vocabulary) -> np.ndarray:
+def banned_ids(captioner: Captioner, vocab: Vocabulary) -> np.ndarray:
     """Added to next-word log-probabilities: ``-inf`` for padding and ``startseq``, 0 elsewhere."""
     size = captioner.sequence.get_layer("next_word").units
     if size != len(vocab):
@@ -101,7 +101,7 @@ def _word_by_word(
     All images of a batch advance together; an image whose caption has ended is fed
     padding until the whole batch is done or ``steps`` words are written.
     """
-    (start, step), banned = captioner.decoder(), _banned(captioner, vocab)
+    (start, step), banned = captioner.decoder(), banned_ids(captioner, vocab)
     captions = []
     for batch in _batches(_as_features(captioner, features), batch_size):
         image_vector, *state = start(batch)
@@ -139,9 +139,9 @@ def greedy(
 
 def _beam_batch(
     captioner: Captioner, vocab: Vocabulary, features: np.ndarray, steps: int, k: int, alpha: float
-) -> list[list[int]]:
-    """Beam search for one batch of images; returns each image's best word ids."""
-    (start, step), banned, n = captioner.decoder(), _banned(captioner, vocab), len(features)
+) -> list[list[tuple[float, list[int]]]]:
+    """Beam search for one batch of images: each image's ``(score, word ids)`` candidates, best first."""
+    (start, step), banned, n = captioner.decoder(), banned_ids(captioner, vocab), len(features)
     # each beam proposes its `width` best words: at most one is endseq, so k that continue remain
     width = min(k + 1, len(vocab))
     image_vector, *state = start(np.repeat(features, k, axis=0))  # row i*k + j: beam j of image i
@@ -175,7 +175,9 @@ def _beam_batch(
         tokens = tokens.ravel().astype("int32")
     for i, j in zip(*np.nonzero(np.isfinite(scores))):  # max_len reached: live beams compete, unfinished
         finished[i].append((scores[i, j] / history.shape[2] ** alpha, list(history[i, j])))
-    return [max(f, key=lambda hypothesis: hypothesis[0], default=(0.0, []))[1] for f in finished]
+    return [
+        sorted(f, key=lambda hypothesis: -hypothesis[0]) or [(0.0, [])] for f in finished
+    ]  # ties: first found first
 
 
 def beam_search(
@@ -196,13 +198,28 @@ def beam_search(
     ``endseq``): 0 prefers short captions, 1 rambling ones; 0.7 is a starting point, to choose
     on dev (lesson 08 explains it, and Wu et al.'s different penalty).
     """
+    return [
+        beams[0][0] for beams in beam_candidates(captioner, vocab, features, beam_width, max_len, alpha, batch_size)
+    ]
+
+
+def beam_candidates(
+    captioner: Captioner,
+    vocab: Vocabulary,
+    features: np.ndarray,
+    beam_width: int = 3,
+    max_len: int | None = None,
+    alpha: float = ALPHA,
+    batch_size: int = BATCH_SIZE,
+) -> list[list[tuple[str, float]]]:
+    """:func:`beam_search`'s finished captions of each image with their normalised scores, best first (lesson 12)."""
     if beam_width < 1:
         raise CourseError(f"beam_width must be 1 or more, got {beam_width}.")
-    steps = _steps(vocab, max_len)
-    captions = []
+    steps, found = _steps(vocab, max_len), []
     for batch in _batches(_as_features(captioner, features), batch_size):
-        captions += [vocab.decode(ids) for ids in _beam_batch(captioner, vocab, batch, steps, beam_width, alpha)]
-    return captions
+        beams = _beam_batch(captioner, vocab, batch, steps, beam_width, alpha)
+        found += [[(vocab.decode(ids), float(score)) for score, ids in image] for image in beams]
+    return found
 
 
 def sample(

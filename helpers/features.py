@@ -79,15 +79,19 @@ def _build_extractor(weights: str, precision: str) -> keras.Model:
 
 
 @functools.cache
+def folded_extractor(weights: str, float16: bool = False) -> keras.Model:
+    """:func:`build_extractor`'s network with its batch norms folded into the convolutions (float16: Keras' policy)."""
+    return precisions.fold_batch_norms(_build_extractor(check_weights(weights), "float16" if float16 else "float32"))
+
+
+@functools.cache
 def extractor_function(weights: str, kinds: tuple[str, ...] = ("pooled",), precision: str = "float32") -> Callable:
     """The extractor as a ``tf.function`` of float32 batches, computing in ``precision`` (lesson 03).
 
     Returns ``{"pooled": (batch, 2048)}``, with ``"grid"`` in ``kinds`` also the 7 x 7 grid
     before pooling as ``(batch, 49, 2048)`` (lesson 11): one pass for both. Float32 out.
     """
-    model = precisions.fold_batch_norms(
-        _build_extractor(check_weights(weights), "float16" if precision == "float16" else "float32")
-    )
+    model = folded_extractor(weights, precision == "float16")
     grid_model = keras.Model(model.input, model.get_layer("conv5_block3_out").output)  # the same layers, unpooled
 
     def forward(batch):

@@ -156,8 +156,9 @@ def image_vector(model: keras.Model, features) -> tf.Tensor:
 
 def initial_state(captioner: MergeCaptioner, features) -> tuple:
     """``(image vector, h, c)`` before the first word: the image branch, and an all-zero LSTM state (lesson 08)."""
-    zeros = ops.zeros((len(features), captioner.sequence.get_layer("lstm").cell.units))
-    return image_vector(captioner.sequence, features), zeros, zeros
+    vector = image_vector(captioner.sequence, features)
+    zeros = tf.zeros([tf.shape(vector)[0], captioner.sequence.get_layer("lstm").cell.units])
+    return vector, zeros, zeros
 
 
 def decoder_step(captioner: MergeCaptioner) -> Callable:
@@ -179,10 +180,14 @@ def decoder_step(captioner: MergeCaptioner) -> Callable:
 # ---------------------------------------------------------------- saved (lesson 07)
 
 
+def layers_of(model: keras.Model) -> dict[str, layers.Layer]:
+    """A built model's layers by name, its inputs left out: the parts to wire into new views of the same weights."""
+    return {layer.name: layer for layer in model.layers if not isinstance(layer, layers.InputLayer)}
+
+
 def captioner_from_sequence(sequence: keras.Model, max_len: int) -> MergeCaptioner:
     """Both views around a (loaded) sequence model's layers: no weights are copied."""
-    names = ("image_norm", "image_dropout", "image_dense", "embedding", "words_dropout", "lstm", "merge")
-    return _models({name: sequence.get_layer(name) for name in (*names, "decoder_dense", "next_word")}, max_len)
+    return _models(layers_of(sequence), max_len)
 
 
 def load_captioner(path: str | Path, max_len: int) -> MergeCaptioner:

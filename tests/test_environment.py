@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def pyproject_pins() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return set(project["dependencies"]) | {pin for name in ("gpu", "lab", "test") for pin in extras[name]}
+    return set(project["dependencies"]) | {pin for name in ("gpu", "lab", "test", "share") for pin in extras[name]}
 
 
 def requirements_pins() -> set[str]:

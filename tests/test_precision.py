@@ -73,7 +73,7 @@ def test_the_verdict_is_measured_once_per_machine_and_says_why(tmp_path, monkeyp
     assert (
         found["chosen"] == "bfloat16" and calls == [["float32", "bfloat16"]] and found["agreement"]["bfloat16"] > 0.9999
     )
-    assert precision.describe(found) == "bfloat16 (measured here: bfloat16 48 ms/image, float32 84)"
+    assert precision.describe(found) == "bfloat16 (measured here: bfloat16 48, float32 84 ms per image)"
     assert precision.verdict(record, measure) == found and len(calls) == 1  # remembered
     monkeypatch.setattr(precision, "machine", lambda: "another CPU | TensorFlow 2.99")  # a new machine or TensorFlow
     assert precision.verdict(record, stub({"float32": 30.0, "bfloat16": 50.0}, {}, calls))["chosen"] == "float32"

@@ -74,13 +74,6 @@ def open_cache(folder: Path, recipe: dict) -> Path:
     return folder
 
 
-def note_precision(folder: Path, precision: str) -> None:
-    """Add ``precision`` to the precisions ``meta.json`` says rows were computed in (``computed_in``)."""
-    meta = read_json(folder / "meta.json")
-    if precision not in meta.get("computed_in", []):
-        write_json(folder / "meta.json", {**meta, "computed_in": sorted({*meta.get("computed_in", []), precision})})
-
-
 def names(folder: Path) -> list[str]:
     """The image of each row (empty for a new cache, or none at all)."""
     return read_json(folder / "images.json") if (folder / "images.json").exists() else []
@@ -99,11 +92,6 @@ def rows(folder: Path) -> dict[str, int]:
     """The row of every image whose features are computed."""
     mask = done(folder)
     return {name: row for row, name in enumerate(names(folder)) if mask[row]}
-
-
-def is_complete(folder: Path) -> bool:
-    """Whether the folder holds any computed features."""
-    return bool(done(folder).any())
 
 
 def _save_done(folder: Path, mask: np.ndarray) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import hashlib
 import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -36,32 +35,19 @@ Measure = Callable[[list[str]], dict[str, tuple[float, np.ndarray]]]
 
 
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags, lower case: ``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS, else none."""
-    if platform.system() == "Darwin":
-        try:
-            done = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return frozenset()
-        return frozenset(done.stdout.lower().split())
-    return frozenset(_cpuinfo("flags", "features").lower().split())
+    """The CPU's feature flags from Linux's ``/proc/cpuinfo`` (none elsewhere: float32 only), lower case."""
+    return frozenset(_cpuinfo("flags").lower().split())
 
 
-def _cpuinfo(*keys: str) -> str:
-    """The first ``/proc/cpuinfo`` line named by one of ``keys`` (empty elsewhere)."""
+def _cpuinfo(key: str) -> str:
+    """The first ``/proc/cpuinfo`` line named ``key`` (empty elsewhere)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return ""
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip().lower() in keys:
-            return value.strip()
-    return ""
+    return next(
+        (value.strip() for name, _, value in (line.partition(":") for line in lines) if name.strip() == key), ""
+    )
 
 
 def gpu_capabilities() -> list[tuple[int, int]]:
@@ -100,24 +86,23 @@ def machine() -> str:
 
 def cosines(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row of ``features`` to the same row of ``reference``."""
-    dots = (features * reference).sum(axis=1)
-    return dots / np.maximum(np.linalg.norm(features, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
+    norms = np.linalg.norm(features, axis=1) * np.linalg.norm(reference, axis=1)
+    return (features * reference).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
 def measure(options: list[str], run: Callable[[str], Callable], images: int = 16, repeats: int = 3) -> dict:
-    """``{precision: (milliseconds per image, features)}`` of ``images`` synthetic photos (``run(precision)``: the extractor).
+    """``{precision: (ms per image, features)}`` of ``images`` synthetic photos; ``run(precision)`` is the extractor.
 
     Without a GPU the milliseconds are CPU time: a shared machine's wall clock is noisy.
     """
     import keras
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:224, 0:224] / 224
-    photos = [
-        np.stack([x, y, x * y], -1) * rng.uniform(40, 250, 3) + rng.normal(0, 8, (224, 224, 3)) for _ in range(images)
-    ]
-    batch = tf.constant(keras.applications.resnet50.preprocess_input(np.stack(photos).astype(np.float32)))
+    rng, (y, x) = np.random.default_rng(0), np.mgrid[0:224, 0:224] / 224
+    photos = np.stack([np.stack([x, y, x * y], -1) * rng.uniform(40, 250, 3) for _ in range(images)])
+    batch = tf.constant(
+        keras.applications.resnet50.preprocess_input(photos + rng.normal(0, 8, photos.shape)).astype(np.float32)
+    )
     clock = time.perf_counter if tf.config.list_physical_devices("GPU") else time.process_time
     results = {}
     for option in options:
@@ -155,16 +140,13 @@ def verdict(record: Path | None, measure: Measure) -> dict:
 
 
 def describe(found: dict) -> str:
-    """A verdict in one line: ``'bfloat16 (measured here: bfloat16 48 ms/image, float32 85)'``."""
+    """A verdict in one line: ``'bfloat16 (measured here: bfloat16 48, float32 85 ms per image)'``."""
     if not found["timings"]:
         return "float32 (no native bfloat16 on this CPU, no tensor-core GPU: nothing to measure)"
-    numbers = ", ".join(
-        f"{p} {ms:.0f}" + (" ms/image" if i == 0 else "")
-        for i, (p, ms) in enumerate(sorted(found["timings"].items(), key=lambda item: item[1]))
-    )
+    numbers = ", ".join(f"{p} {ms:.0f}" for p, ms in sorted(found["timings"].items(), key=lambda item: item[1]))
     disagree = [p for p, c in found["agreement"].items() if c < AGREEMENT]
     note = f"; {', '.join(disagree)} disagreed with float32 beyond {AGREEMENT}" if disagree else ""
-    return f"{found['chosen']} (measured here: {numbers}{note})"
+    return f"{found['chosen']} (measured here: {numbers} ms per image{note})"
 
 
 def summary(setting: str, record: Path) -> str:
@@ -197,11 +179,8 @@ def keras_policy(precision: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def bfloat16_rewrite() -> Iterator[None]:
-    """Run the ``tf.function`` calls inside with TensorFlow's oneDNN bfloat16 rewrite, then switch it off.
-
-    The option is process-wide: only the calls inside are rewritten (a Keras training step
-    outside keeps float32). Not for use from several threads at once.
-    """
+    """Run the ``tf.function`` calls inside with oneDNN's bfloat16 rewrite: a process-wide option, so only those
+    calls are rewritten (a Keras training step outside keeps float32); not for several threads at once."""
     import tensorflow as tf
 
     before = tf.config.optimizer.get_experimental_options().get(BFLOAT16_REWRITE, False)
@@ -213,11 +192,7 @@ def bfloat16_rewrite() -> Iterator[None]:
 
 
 def in_precision(function: Callable, precision: str) -> Callable:
-    """A ``tf.function`` made to compute in bfloat16 when called (inputs and outputs stay float32).
-
-    float16 and float32 return ``function`` itself: a float16 model gets its precision when it
-    is built (:func:`keras_policy`).
-    """
+    """A ``tf.function`` that computes in bfloat16 when called, float32 in and out; other precisions: ``function``."""
     if precision != "bfloat16":
         return function
 

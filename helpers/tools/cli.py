@@ -234,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             distribute.train_distributed(settings, **options)
             return 0
-        distribute.prepare_for_workers(settings, args.dtype)
+        from helpers.course import prepare_course_data  # built once, before the workers would all build it
+        from helpers.features import feature_store
+
+        feature_store(prepare_course_data(settings, on_disk=True).dataset, dtype=args.dtype)
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items() if value is not None]
         log_dir = settings.artifacts_dir / "distributed" / "logs"
         logs = distribute.local_cluster(

@@ -36,14 +36,8 @@ def cluster_from_environment() -> dict:
 
 
 def strategy_from_environment():
-    """The ``tf.distribute`` strategy this process should train with (lesson 10).
-
-    * ``TF_CONFIG`` names more than one task: ``MultiWorkerMirroredStrategy`` (several
-      machines; every worker runs the same program). Call this first, before any other
-      TensorFlow work, as TensorFlow requires.
-    * Otherwise several GPUs, or several logical CPUs (:func:`split_cpu`): ``MirroredStrategy``.
-    * Otherwise the default strategy: one device, no distribution.
-    """
+    """The strategy this process trains with: MultiWorkerMirrored when ``TF_CONFIG`` names several tasks (call it
+    before any other TensorFlow work), Mirrored over several GPUs or logical CPUs, else the default (lesson 10)."""
     import tensorflow as tf
 
     if sum(len(tasks) for tasks in cluster_from_environment().values()) > 1:
@@ -79,10 +73,8 @@ def local_cluster(
 ) -> list[Path]:
     """Run ``command`` (a Python module or script and its arguments) as ``workers`` workers on 127.0.0.1 (lesson 10).
 
-    Each worker gets its ``TF_CONFIG`` (ports chosen by the OS) and writes its output to
-    ``worker-<i>.log`` in ``log_dir``. When a worker fails, the end of its log is printed and
-    the others are stopped at once (they would wait for it); after ``timeout`` seconds all
-    are. Returns the logs.
+    Each worker gets its ``TF_CONFIG`` and writes ``worker-<i>.log`` in ``log_dir``; when one fails, its
+    log's end is printed and the others are stopped (they would wait for it), as all are after ``timeout``.
     """
     hosts = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     log_dir = Path(log_dir or Path.cwd())
@@ -123,24 +115,11 @@ def tail(path: Path, lines: int = 15) -> str:
 # ---------------------------------------------------------------- the whole chain, distributed
 
 
-def train_distributed(
-    settings,
-    *,
-    per_replica_batch: int = 64,
-    lr_rule: str = "linear",
-    epochs: int | None = None,
-    dtype: str = "float32",
-    seed: int = 0,
-) -> dict[str, list[float]]:
-    """The whole chain on every device of this machine, or of the cluster in TF_CONFIG (``python -m helpers train``).
+def train_distributed(settings, *, per_replica_batch: int = 64, lr_rule: str = "linear", epochs=None, dtype="float32"):
+    """The whole chain on this machine's devices, or as a worker of TF_CONFIG's cluster (``python -m helpers train``).
 
-    Captions, vocabulary, features from the disk store (float32 or float16) and GloVe from
-    :func:`helpers.course.prepare_course_data`, then :func:`helpers.training.train` with the
-    global batch and scaled learning rate. Every worker loads the same data and shuffles it
-    with the same ``seed``: TensorFlow then gives each worker its own share of every batch.
-    Each worker keeps its checkpoints in ``distributed/worker-<i>`` and saves its model
-    there (worker 0 in ``distributed/`` itself: use that one, e.g. ``python -m helpers
-    caption --model``).
+    Every worker loads the same data and shuffles it with the same seed: TensorFlow gives each its
+    share of every batch. Worker 0 saves its bundle in ``distributed/``, the others in ``worker-<i>``.
     """
     strategy = strategy_from_environment()  # first: MultiWorkerMirroredStrategy must start before TensorFlow works
     from helpers.course import prepare_course_data
@@ -151,51 +130,17 @@ def train_distributed(
 
     index = int(json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0))
     course = prepare_course_data(settings, on_disk=True)
-    store = feature_store(course.dataset, dtype=dtype)
+    store, vocab, plan = feature_store(course.dataset, dtype=dtype), course.vocab, course.recipe
     batch = global_batch_size(per_replica_batch, strategy)
     rate = scaled_learning_rate(batch, rule=lr_rule)
-    print(
-        f"{strategy.num_replicas_in_sync} replica(s): global batch {batch} ({per_replica_batch} per replica), "
-        f"learning rate {rate:.2g} ({lr_rule} rule)."
-    )
-    vocab = course.vocab
+    replicas = strategy.num_replicas_in_sync
+    print(f"{replicas} replica(s): global batch {batch} ({per_replica_batch} per replica), learning rate {rate:.2g}.")
     captioner = distributed_captioner(strategy, len(vocab), vocab.max_len, course.embedding_matrix, rate)
-    folder = course.folder / "distributed"
-    folder = folder if index == 0 else folder / f"worker-{index}"
-    plan = course.recipe
+    folder = course.folder / "distributed" / ("" if index == 0 else f"worker-{index}")
+    options = {"epochs": epochs or plan.epochs, "patience": plan.patience, "batch_size": batch, "seed": 0}
+    options |= {"folder": folder, "make_dataset": stream_caption_dataset}
     with strategy.scope():
-        history = train(
-            captioner,
-            store,
-            course.train_captions,
-            course.dev_captions,
-            folder=folder,
-            epochs=epochs or plan.epochs,
-            patience=plan.patience,
-            batch_size=batch,
-            seed=seed,
-            make_dataset=stream_caption_dataset,
-        )
-    save_bundle(
-        captioner,
-        vocab,
-        folder,
-        dataset=course.dataset.name,
-        fast=settings.fast,
-        cnn_weights=settings.cnn_weights,
-        replicas=strategy.num_replicas_in_sync,
-        global_batch=batch,
-        learning_rate=rate,
-    )
+        history = train(captioner, store, course.train_captions, course.dev_captions, **options)
+    info = {"dataset": course.dataset.name, "fast": settings.fast, "cnn_weights": settings.cnn_weights}
+    save_bundle(captioner, vocab, folder, **info, replicas=replicas, global_batch=batch, learning_rate=rate)
     return history
-
-
-def prepare_for_workers(settings, dtype: str = "float32") -> None:
-    """Build what every worker reads (captions, vocabulary, features, GloVe matrix) once, before they start.
-
-    Workers on one machine (or one shared disk) would otherwise all build them at the same time.
-    """
-    from helpers.course import prepare_course_data
-    from helpers.features import feature_store
-
-    feature_store(prepare_course_data(settings, on_disk=True).dataset, dtype=dtype)
