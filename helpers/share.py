@@ -1,10 +1,10 @@
-"""Share your captioner: one SavedModel that needs only TensorFlow, and smaller LiteRT models (lesson 12).
+"""Share your captioner: a SavedModel that needs only TensorFlow, smaller LiteRT models, a web page (lesson 12).
 
-:func:`export_savedmodel` writes a SavedModel whose ``serve`` endpoint takes a batch of encoded
-images (JPEG or PNG bytes) and returns their captions: decoding, resizing, ResNet50's features
-(float32) and the search loop, greedy or beam search, all in one TensorFlow graph, the same
-numbers as the course's decoders. Its ``encode``, ``start`` and ``step`` endpoints are the parts
-:func:`quantize` converts to LiteRT, whose loop runs in Python (:class:`LiteCaptioner`).
+:func:`export_savedmodel` writes a SavedModel whose ``serve`` endpoint takes encoded images (JPEG
+or PNG bytes) and returns their captions: decoding, resizing, ResNet50's features (float32) and
+the search loop, greedy or beam, in one TensorFlow graph, with the course's decoders' numbers.
+:func:`quantize` converts the image encoder and the one-word step to LiteRT; their loop runs in
+Python (:class:`LiteCaptioner`). :func:`page` is a Gradio page that captions a photo.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers.decoding import ALPHA, banned_ids
-from helpers.features import FEATURE_SIZE, IMAGE_SIZE, REGIONS, folded_extractor, image_pipeline
+from helpers.config import Settings
+from helpers.data.images import inspect_image, open_rgb
+from helpers.decoding import ALPHA, banned_ids, beam_candidates
+from helpers.features import FEATURE_SIZE, IMAGE_SIZE, REGIONS, extract_features, folded_extractor, image_pipeline
 from helpers.model import Bundle
+from helpers.photos import fetch_photo
 from helpers.system.errors import CourseError
 
 NEG_INF = float("-inf")
@@ -229,3 +232,73 @@ def load_lite(path: str | Path, bundle: Bundle) -> LiteCaptioner:
 
     interpreter = Interpreter(model_path=str(path))
     return LiteCaptioner(interpreter, bundle.captioner.sequence, bundle.captioner.architecture)
+
+
+# ---------------------------------------------------------------- the web page
+
+
+def answer(bundle: Bundle, settings: Settings, photo: str | None, beam_width: int) -> tuple[str, list, list]:
+    """The caption of one photo file, its beams ``[[caption, score], ...]`` and, for attention, the maps per word."""
+    if not photo:
+        return "Choose a photo, take one with the webcam, or give the address of one.", [], []
+    problem = inspect_image(photo).problem
+    if problem:
+        return f"Could not read it: {problem}.", [], []
+    grid = bundle.feature_kind == "grid"
+    weights, record = bundle.info["cnn_weights"], settings.precision_record
+    found = extract_features([photo], weights=weights, precision=settings.precision, precision_record=record, grid=grid)
+    if not len(found):
+        return f"Could not read it: {found.skipped[Path(photo).name]}.", [], []
+    beams = beam_candidates(bundle.captioner, bundle.vocab, found.features, int(beam_width))[0]
+    maps = _maps(bundle, found.features, beams[0][0], photo) if grid else []
+    return beams[0][0], [[caption, round(score, 3)] for caption, score in beams], maps
+
+
+def _maps(bundle: Bundle, features: np.ndarray, caption: str, photo: str) -> list:
+    """``(picture with its attention map, word)`` for every word of the caption (lesson 11's maps)."""
+    from helpers.attention import attention_weights
+
+    vocab, words = bundle.vocab, caption.split()
+    alphas = attention_weights(bundle.captioner, features, np.array([[vocab.start_id, *vocab.encode(caption)]]))[0]
+    picture = np.asarray(open_rgb(photo).resize((224, 224)), dtype=np.float32)
+    shown = []
+    for word, alpha in zip([*words, "endseq"], alphas):
+        weight = np.kron(alpha.reshape(7, 7) / alpha.max(), np.ones((32, 32)))[..., None]
+        shown.append(((picture * (0.25 + 0.75 * weight)).astype(np.uint8), word))
+    return shown
+
+
+def page(bundle: Bundle, settings: Settings):
+    """The Gradio page of ``bundle``: ``page(...).launch()`` serves it, and in a notebook it shows inline."""
+    import gradio as gr
+
+    downloads = Path(tempfile.mkdtemp(prefix="caption-app-"))
+
+    def caption(upload, camera, address, beam_width):
+        try:
+            photo = fetch_photo(address.strip(), downloads) if address and address.strip() else upload or camera
+        except CourseError as error:
+            return str(error), [], [], None
+        text, beams, maps = answer(bundle, settings, photo, beam_width)
+        return text, beams, maps, str(photo) if beams else None
+
+    with gr.Blocks(title="Caption your photo") as demo:
+        gr.Markdown(
+            f"# Caption your photo\nA {bundle.info['architecture']} captioner trained on {bundle.info['dataset']}."
+        )
+        with gr.Row():
+            upload = gr.File(label="A photo", type="filepath", elem_id="upload")
+            camera = gr.Image(label="or the webcam", sources=["webcam"], type="filepath")
+            with gr.Column():
+                address = gr.Textbox(label="or the address of a photo", elem_id="address")
+                beam_width = gr.Slider(1, 10, value=3, step=1, label="beam width")
+                button = gr.Button("Caption", variant="primary", elem_id="caption-button")
+        with gr.Row():
+            shown = gr.Image(label="The photo captioned", interactive=False, height=240)
+            with gr.Column(scale=2):
+                text = gr.Textbox(label="Caption", elem_id="caption")
+                beams = gr.Dataframe(headers=["caption", "score"], label="Every beam, best first")
+        maps = gr.Gallery(label="Where it looked, word by word", visible=bundle.feature_kind == "grid", columns=6)
+        inputs = [upload, camera, address, beam_width]
+        button.click(caption, inputs, [text, beams, maps, shown], api_name="caption", concurrency_limit=1)
+    return demo

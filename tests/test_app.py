@@ -1,4 +1,4 @@
-"""helpers.tools.app (lesson 12): the captioning page answers over HTTP, in a real browser, and explains bad files."""
+"""helpers.share's web page (lesson 12): the captioning page answers over HTTP, in a real browser, and explains bad files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from helpers.model import load_bundle
 gradio = pytest.importorskip("gradio", reason="the web page needs gradio (pip install gradio)")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from helpers.tools.app import answer, page  # noqa: E402
+from helpers.share import answer, page  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -1,1 +1,1 @@
-"""The course's tools outside the notebooks: the command line, the distributed launcher, the web page."""
+"""The course's tools outside the notebooks: the command line and the distributed launcher."""

@@ -3,7 +3,7 @@
 ``caption IMAGE... [--model DIR] [--beam N]`` one caption per image file or URL (lesson 08);
 ``prefetch`` fills every cache a workshop needs, a day ahead; ``doctor`` says what is installed,
 what is cached and what to do next; ``train`` and ``local-cluster`` train on several devices or
-workers (lesson 10); ``app`` serves the captioning page (lesson 12).
+workers (lesson 10); ``app`` serves lesson 12's captioning page.
 """
 
 from __future__ import annotations
@@ -220,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prefetch":
             return prefetch(settings, args.grid)
         if args.command == "app":
-            from helpers.tools.app import serve
+            from helpers.model import load_bundle
+            from helpers.share import page
 
-            return serve(settings, args.model, args.port)
+            folder = args.model or settings.artifacts_dir
+            print(f"Serving the model in {folder} on http://127.0.0.1:{args.port} (Ctrl+C stops it).")
+            page(load_bundle(folder), settings).launch(server_name="127.0.0.1", server_port=args.port)
+            return 0
         from helpers.tools import distribute
 
         options = {
