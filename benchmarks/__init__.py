@@ -1,8 +1,9 @@
 """Speed and memory measurements of the course code against the classic approach (make bench).
 
-Every stage script runs one *side* of a comparison per process (``--json FILE`` writes its
+Every stage module runs one *side* of a comparison per process (``--json FILE`` writes its
 figures), so peak memory, thread pools and traced functions never leak from one side to
-the other; :func:`run_side` starts such a process.
+the other; :func:`run_side` starts such a process, :func:`settle` waits for the machine to
+calm down between them. :mod:`benchmarks.report` lays the figures out in markdown.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def run_side(module: str, *args: str, env: dict[str, str] | None = None) -> dict | list:
+def run_side(module: str, *args: object, env: dict[str, str] | None = None) -> dict:
     """Run ``python -m benchmarks.<module> ARGS --json FILE`` in a fresh interpreter; return what it wrote.
 
-    Its output goes straight to this terminal; a failure raises SystemExit with the command.
+    ``env`` is added to this process's environment. The side's output goes straight to this
+    terminal; a failure raises SystemExit with the command.
     """
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
@@ -31,10 +33,17 @@ def run_side(module: str, *args: str, env: dict[str, str] | None = None) -> dict
         return json.loads(out.read_text())
 
 
-def write_json(path: str | None, result: dict | list) -> None:
+def write_json(path: str | None, result: dict) -> None:
     """Write a side's figures to ``path`` (the ``--json`` option), if one was given."""
     if path:
         Path(path).write_text(json.dumps(result, indent=1))
+
+
+def settle(quiet: float = 0.5, longest: float = 60) -> None:
+    """Wait until the 1-minute load average per CPU falls below ``quiet``, ``longest`` seconds at most."""
+    end = time.monotonic() + longest
+    while os.getloadavg()[0] > quiet * (os.cpu_count() or 1) and time.monotonic() < end:
+        time.sleep(5)
 
 
 def timed(run: Callable[[], object]) -> tuple[float, float]:

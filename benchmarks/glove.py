@@ -3,29 +3,27 @@
     python -m benchmarks.glove
     python -m benchmarks.glove --words 20000      # a quick check: a text file of the first 20,000 words
 
-The first run writes ``benchmarks/work/glove.6B.50d.txt`` (about 170 MB) from the package's
-vectors, in the format of the Stanford download (5 significant digits: the same 171,350,079
-bytes), and a 1,653-id
-vocabulary of common words (the synthetic workload's: GloVe knows them, as it knows nearly
-all of Flickr8k's vocabulary). Then each source is timed in its own process
-(``--source``), from the call to ``helpers.embeddings.load_glove`` until the embedding
-matrix of the vocabulary is built (lesson 04's two steps): the memory-mapped package reads
-its vectors only when the matrix touches them, so timing ``load_glove`` alone would flatter
-it. Both files are read once before timing, so both come from the page cache.
+Each source in its own process (``--source`` runs one here), from the call to
+``helpers.embeddings.load_glove`` until the embedding matrix of a 1,653-id vocabulary is
+built (lesson 04's two steps): the memory-mapped package reads its vectors only when the
+matrix touches them, so timing ``load_glove`` alone would flatter it. Both files are read
+once before, so both come from the page cache; :func:`prepare` writes the text file once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from pathlib import Path
 
 from benchmarks import run_side, write_json
+from benchmarks.report import Section, goal, show
 from benchmarks.workload import WORK
 
 ALL_WORDS = 400_000
-VOCAB_FILE = WORK / "glove-vocab-1653.json"  # the size of Flickr8k's vocabulary (helpers.flickr8k.FACTS)
+VOCAB_FILE = WORK / "glove-vocab-1653.json"  # the size of Flickr8k's vocabulary (helpers.datasets.FACTS)
 SOURCES = {"text": "text file, `load_glove(path)`", "package": "package, `load_glove()`"}
 
 
@@ -35,7 +33,13 @@ def text_file(words: int = ALL_WORDS) -> Path:
 
 
 def prepare(words: int = ALL_WORDS) -> None:
-    """Write the GloVe text file and the vocabulary once (atomically); read both sources into the page cache."""
+    """Write the GloVe text file and the vocabulary once (atomically); read both sources into the page cache.
+
+    The text file is the package's vectors in the format of the Stanford download (5
+    significant digits: all 400,000 words make the same 171,350,079 bytes) in the work folder;
+    the vocabulary is the synthetic workload's common words (GloVe knows them, as it knows
+    nearly all of Flickr8k's vocabulary).
+    """
     import numpy as np
     from tqdm.auto import tqdm
 
@@ -90,7 +94,48 @@ def measure(source: str, words: int = ALL_WORDS) -> dict:
     }
 
 
+def bench(words: int = ALL_WORDS) -> dict:
+    """Both sources, each in its own process (the text file of the first ``words`` words): ``{source: its figures}``."""
+    prepare(words)
+    return {source: run_side("glove", "--source", source, "--words", words) for source in SOURCES}
+
+
+def summary(r: dict) -> list[dict[str, str]]:
+    """The comparison (no goal set): seconds to an embedding matrix from the text file and from the package."""
+    text, package = r["glove"]["text"]["seconds"], r["glove"]["package"]["seconds"]
+    return [goal("GloVe to embedding matrix", "seconds", f"{text:.2f}", f"{package:.2f}", f"{text / package:.0f}x")]
+
+
+def section(r: dict) -> Section:
+    """Both sources' figures: load, embedding matrix, total, peak memory."""
+    g = r["glove"]
+    words = g["text"]["words"]
+    return Section(
+        "GloVe (benchmarks/glove.py)",
+        f"From the call to `load_glove` until the embedding matrix of a {g['package']['matrix_shape'][0]:,}-id "
+        "vocabulary is built, each source in its own process, both files in the page cache. The text file is the "
+        "package's vectors written in the Stanford format: "
+        + (
+            f"all {ALL_WORDS:,} words, the same 171 MB as the download."
+            if words >= ALL_WORDS
+            else f"only the first {words:,} words (a quick check)."
+        ),
+        [
+            {
+                "source": x["name"],
+                "words": x["words"],
+                "load_glove s": f"{x['load_s']:.2f}",
+                "embedding matrix s": f"{x['matrix_s']:.2f}",
+                "total s": f"{x['seconds']:.2f}",
+                "peak RSS (MB)": f"{x['peak_rss_mb']:.0f}",
+            }
+            for x in g.values()
+        ],
+    )
+
+
 def main() -> None:
+    """Time both sources, each in its own process (or ``--source``: one, in this one), and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=SOURCES, help="time this source only, in this process")
     parser.add_argument("--words", type=int, default=ALL_WORDS, help="words in the text file (default all 400,000)")
@@ -99,16 +144,10 @@ def main() -> None:
     if args.source:
         write_json(args.json, measure(args.source, args.words))
         return
-    prepare(args.words)
-    results = {source: run_side("glove", "--source", source, "--words", args.words) for source in SOURCES}
-    write_json(args.json, results)
-    print("\n| source | words | load_glove s | + embedding matrix s | total s | peak RSS (MB) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in results.values():
-        print(
-            f"| {r['name']} | {r['words']} | {r['load_s']:.2f} | {r['matrix_s']:.2f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |"
-        )
-    print(f"\npackage / text file: {results['text']['seconds'] / results['package']['seconds']:.0f}x faster")
+    load = os.getloadavg()[0]
+    result = bench(args.words)
+    write_json(args.json, result)
+    show(section({"glove": result}), summary({"glove": result}), load)
 
 
 if __name__ == "__main__":

@@ -3,28 +3,10 @@
     python -m benchmarks.training                      # Flickr8k size: 30,000 captions
     python -m benchmarks.training --captions 2000      # a quick check
 
-Workload (made the same way in each process, from a seed): a Flickr8k-sized synthetic
-training set of ``--captions`` captions over ``--captions / 5`` images (5 each), a
-vocabulary of 1,653 ids, ``max_len`` 34 (Flickr8k's, ``helpers.flickr8k.FACTS``), caption lengths like Flickr8k's (``startseq`` +
-1-33 words + ``endseq``, mean about 12 tokens), words from a Zipf-like distribution that
-follows a random Markov chain and a per-image topic (so there is something to learn from
-the prefix and from the non-negative 2048-d "image features"). The model is
-``helpers.model.build_captioner`` with a random frozen 50-d embedding (as GloVe would be).
-
-* **classic**: ``helpers.generators.CaptionPairs`` with one-hot targets, ``--classic-images``
-  images per batch (all their pairs), the prefix model compiled with
-  ``categorical_crossentropy``, as tutorials write it;
-* **fast**: ``helpers.generators.caption_dataset`` (whole captions, teacher forcing, length
-  buckets, sparse targets), ``--batch-size`` captions per batch, the sequence model.
-
-Each runs in its own process (peak RSS = that process's ``ru_maxrss``), after a one-batch
-warm-up whose weight and optimizer changes are undone, for ``--epochs`` epochs: both see
-every pair of every caption once per epoch, so the same number of pairs. Reported: pairs
-per second (wall clock of ``fit``, input pipeline included), pairs per CPU-second (all
-threads of the process: steadier than the wall clock on a busy machine), peak memory, the last
-epoch's training loss, and the loss per word on 1000 held-out captions.
-Goal (issue 5): fast at least 10x the classic pairs/s, peak RSS under 2 GB, the same
-held-out loss within a few percent.
+On Flickr8k-sized synthetic captions (:func:`synthetic_captions`), each path in its own process
+(``--only`` runs one here), after a one-batch warm-up that is undone, for ``--epochs`` epochs:
+both see every pair of every caption once per epoch. Goal (issue 5): fast at least 10x the
+classic pairs/s, peak RSS under 2 GB, the same held-out loss within a few percent.
 """
 
 from __future__ import annotations
@@ -33,12 +15,11 @@ import argparse
 import os
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import numpy as np
 
-from benchmarks import write_json
+from benchmarks import run_side, write_json
+from benchmarks.report import Section, goal, show
 from helpers.datasets import FACTS
 
 VOCAB_SIZE, MAX_LEN, CAPTIONS_PER_IMAGE, TOPICS = FACTS["vocab_ids"], FACTS["max_len"], 5, 100
@@ -46,7 +27,13 @@ DEV_CAPTIONS = 1000
 
 
 def synthetic_captions(images: int, seed: int) -> tuple[np.ndarray, list[list[list[int]]]]:
-    """Features ``(images, 2048)`` and 5 encoded captions per image (see the module docstring)."""
+    """Non-negative features ``(images, 2048)`` and 5 encoded captions per image, the same for the same ``seed``.
+
+    Flickr8k-like: vocabulary 1,653 ids, ``startseq`` + 1-32 words + ``endseq`` (mean about 12
+    tokens, ``max_len`` 34: ``helpers.datasets.FACTS``), words from a Zipf-like distribution
+    that follows a random Markov chain and a per-image topic, so there is something to learn
+    from the prefix and from the "image features" (post-ReLU-like, the topic's feature raised).
+    """
     rng = np.random.default_rng(seed)
     chain = np.random.default_rng(12345)  # the "language": the same in every workload
     zipf = 1.0 / np.arange(1, VOCAB_SIZE - 2) ** 1.1
@@ -102,7 +89,16 @@ def _reset(model, weights) -> None:
 
 
 def run(path: str, captions: int, epochs: int, batch_size: int, classic_images: int, seed: int) -> dict:
-    """Train with one path in this (fresh) process and measure it."""
+    """Train with one path in this (fresh) process and measure it.
+
+    The model is ``helpers.model.build_captioner`` with a random frozen 50-d embedding (as GloVe
+    would be). ``classic``: ``CaptionPairs`` with one-hot targets, ``classic_images`` images per
+    batch (all their pairs), the prefix model with ``categorical_crossentropy``, as tutorials
+    write it; ``fast``: ``caption_dataset`` (whole captions, teacher forcing, length buckets,
+    sparse targets), ``batch_size`` captions per batch, the sequence model. Pairs/s is the wall
+    clock of ``fit`` (input pipeline included), pairs per CPU-second counts all threads, the
+    held-out loss is per word on 1000 other captions; peak RSS is this process's.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -120,6 +116,7 @@ def run(path: str, captions: int, epochs: int, batch_size: int, classic_images: 
         model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
 
     def batches(feats, groups):
+        """The path's batches of ``groups`` (captions) of the images ``feats``."""
         if path == "classic":
             return CaptionPairs(
                 feats, groups, MAX_LEN, images_per_batch=classic_images, one_hot=True, vocab_size=VOCAB_SIZE, seed=seed
@@ -135,6 +132,9 @@ def run(path: str, captions: int, epochs: int, batch_size: int, classic_images: 
     seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
     return {
         "path": path,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "classic_images": classic_images,
         "captions": sum(len(group) for group in grouped),
         "pairs": pairs * epochs,
         "seconds": seconds,
@@ -146,58 +146,102 @@ def run(path: str, captions: int, epochs: int, batch_size: int, classic_images: 
     }
 
 
-def in_own_process(**kwargs) -> dict:
-    """:func:`run` in a fresh interpreter, so peak memory and imports are its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(run, **kwargs).result()
+def bench(captions: int, epochs: int, batch_size: int = 64, classic_images: int = 3, seed: int = 0) -> dict:
+    """Both paths, each in its own process, one after the other: ``{path: its figures}``."""
+    args = ["--captions", captions, "--epochs", epochs, "--batch-size", batch_size]
+    args += ["--classic-images", classic_images, "--seed", seed]
+    return {path: run_side("training", "--only", path, *args) for path in ("classic", "fast")}
+
+
+def summary(r: dict) -> list[dict[str, str]]:
+    """The goals: pairs/s and peak memory of the fast path against the classic one (and pairs per CPU-second)."""
+    classic, fast = r["training"]["classic"], r["training"]["fast"]
+    ratio = fast["pairs_per_s"] / classic["pairs_per_s"]
+    per_cpu = fast["pairs_per_cpu_s"] / classic["pairs_per_cpu_s"]
+    memory = fast["peak_rss_mb"] / classic["peak_rss_mb"]
+    return [
+        goal(
+            "training",
+            "pairs/s",
+            f"{classic['pairs_per_s']:.0f}",
+            f"{fast['pairs_per_s']:.0f}",
+            f"{ratio:.1f}x",
+            "≥ 10x",
+            ratio >= 10,
+        ),
+        goal(
+            "training",
+            "pairs per CPU-second",
+            f"{classic['pairs_per_cpu_s']:.0f}",
+            f"{fast['pairs_per_cpu_s']:.0f}",
+            f"{per_cpu:.1f}x",
+        ),
+        goal(
+            "training",
+            "peak RSS (MB)",
+            f"{classic['peak_rss_mb']:.0f}",
+            f"{fast['peak_rss_mb']:.0f}",
+            f"{memory:.2f}x",
+            "course < 2048 MB",
+            fast["peak_rss_mb"] < 2048,
+        ),
+    ]
+
+
+def section(r: dict) -> Section:
+    """Both paths' figures, and what the one-hot targets and the larger batches mean."""
+    t = r["training"]
+    classic, fast = t["classic"], t["fast"]
+    one_hot_gb = classic["pairs"] / classic["epochs"] * VOCAB_SIZE * 4 / 1e9
+    return Section(
+        "Training (benchmarks/training.py)",
+        f"{classic['captions']} synthetic training captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, "
+        f"{classic['epochs']} epoch(s); classic: `CaptionPairs` with one-hot targets ({classic['classic_images']} "
+        "images per batch) into the prefix model; course: `caption_dataset` (whole captions, length buckets, "
+        f"{fast['batch_size']} per batch) into the sequence model. Each in its own process.",
+        [
+            {
+                "path": x["path"],
+                "pairs seen": x["pairs"],
+                "seconds": f"{x['seconds']:.1f}",
+                "pairs/s": f"{x['pairs_per_s']:.0f}",
+                "pairs/CPU-s": f"{x['pairs_per_cpu_s']:.0f}",
+                "cores busy": f"{x['pairs_per_s'] / x['pairs_per_cpu_s']:.1f}",
+                "peak RSS (MB)": f"{x['peak_rss_mb']:.0f}",
+                "train loss": f"{x['train_loss']:.3f}",
+                "held-out loss/word": f"{x['dev_loss']:.3f}",
+            }
+            for x in t.values()
+        ],
+        "Cores busy = CPU-seconds / wall-clock seconds. Pairs per CPU-second compare the work itself, "
+        "whatever share of the machine each process got: "
+        f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x. Held-out loss after the same pairs: fast "
+        f"{fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic (fewer, larger optimizer steps: "
+        f"one per {fast['batch_size']} captions instead of one per {classic['classic_images']} images, "
+        f"{classic['classic_images'] * CAPTIONS_PER_IMAGE} captions). All pairs' one-hot targets at once would "
+        f"take {one_hot_gb:.2f} GB: the classic generator makes them batch by batch.",
+    )
 
 
 def main() -> None:
+    """Train both paths, each in its own process (or ``--only``: one, in this one), and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--captions", type=int, default=30_000, help="training captions (5 per image)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64, help="captions per batch on the fast path")
     parser.add_argument("--classic-images", type=int, default=3, help="images per batch of the classic generator")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=("classic", "fast"), help="run one path only")
-    parser.add_argument("--json", help="also write the results to this JSON file (make bench reads it)")
+    parser.add_argument("--only", choices=("classic", "fast"), help="run this path only, in this process")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
-
+    sizes = dict(epochs=args.epochs, batch_size=args.batch_size, classic_images=args.classic_images, seed=args.seed)
+    if args.only:
+        write_json(args.json, run(args.only, args.captions, **sizes))
+        return
     load = os.getloadavg()[0]
-    settings = dict(
-        captions=args.captions,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        classic_images=args.classic_images,
-        seed=args.seed,
-    )
-    paths = [args.only] if args.only else ["classic", "fast"]
-    results = {path: in_own_process(path=path, **settings) for path in paths}
-    write_json(args.json, results)
-
-    one_hot_gb = next(iter(results.values()))["pairs"] / args.epochs * VOCAB_SIZE * 4 / 1e9
-    print(
-        f"\n{args.captions} captions, vocabulary {VOCAB_SIZE}, max_len {MAX_LEN}, {args.epochs} epoch(s); "
-        f"load average before the run {load:.1f} on {os.cpu_count()} CPU(s). All pairs' one-hot targets "
-        f"at once would take {one_hot_gb:.2f} GB."
-    )
-    print(
-        "\n| path | captions | pairs seen | seconds | pairs/s | pairs/CPU-s | peak RSS (MB) | train loss | held-out loss/word |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for result in results.values():
-        print(
-            f"| {result['path']} | {result['captions']} | {result['pairs']} | {result['seconds']:.1f} | "
-            f"{result['pairs_per_s']:.0f} | {result['pairs_per_cpu_s']:.0f} | {result['peak_rss_mb']:.0f} | {result['train_loss']:.3f} | "
-            f"{result['dev_loss']:.3f} |"
-        )
-    if len(results) == 2:
-        classic, fast = results["classic"], results["fast"]
-        print(
-            f"\nfast / classic: {fast['pairs_per_s'] / classic['pairs_per_s']:.1f}x pairs/s (goal 10x), "
-            f"{fast['pairs_per_cpu_s'] / classic['pairs_per_cpu_s']:.1f}x pairs per CPU-second; "
-            f"held-out loss {fast['dev_loss'] / classic['dev_loss'] - 1:+.1%} relative to classic."
-        )
+    result = bench(args.captions, **sizes)
+    write_json(args.json, result)
+    show(section({"training": result}), summary({"training": result}), load)
 
 
 if __name__ == "__main__":

@@ -3,34 +3,11 @@
     python -m benchmarks.workload                 # 8,091 images, 40,455 captions: about 1 GB, once
     python -m benchmarks.workload --images 200    # a small one (what ``--small`` runs use)
 
-Made once into ``benchmarks/work/synthetic-<images>/`` (git-ignored; the environment
-variable BENCHMARKS_WORK names another folder) and reused: about 4 minutes on 2 cores at
-full size. Images are written atomically, several at a time (one process per CPU); an
-interrupted run resumes where it stopped, and the folder counts as complete once its
-``VERSION`` file is written (last). The folder is what the course's own loader reads
-(``helpers.datasets.read_flickr_layout``, or ``CAPTION_DATASET=<the folder>``):
-``Flicker8k_Dataset/*.jpg``, ``Flickr8k.token.txt`` and the three split lists.
-
-Like Flickr8k:
-
-* **images**: JPEGs of Flickr size (500 pixels on the long side: 500x375, 500x333,
-  375x500, 333x500, 500x500), really JPEG-encoded (quality 95) from photo-like content
-  (colour fields at six scales, shapes, film grain): about 125 KB each on average, as
-  Flickr8k's roughly 1 GB of 8,091 images. Image ``k`` is the same in every workload size.
-* **captions**: 5 per image, written like Flickr8k's ("A dog runs through the grass .").
-  Lengths are log-normal, mean about 11 words, a long tail to 32 words; the first training
-  caption has exactly 32 of the most frequent words, so ``max_len`` (startseq and endseq
-  included) is 34 at every size, as the course measures on the real Flickr8k
-  (``helpers.flickr8k.FACTS``).
-* **words**: 1,650 common words with Zipf frequencies (probability 1/rank): Flickr8k's
-  most frequent words first, then GloVe's most frequent words (so GloVe knows them, as it
-  knows nearly all of Flickr8k's vocabulary); plus 3 % rare made-up words, each used at most
-  5 times (Flickr8k's long tail of rare words and typos). In a full-size workload every
-  common word occurs 10 or more times in the training captions, so the course's
-  vocabulary (``min_count=10``) has exactly 1,653 entries with padding, startseq and endseq,
-  the size measured on the real Flickr8k; smaller workloads have fewer.
-* **splits**: 6,000 / 1,000 / 1,000 images of 8,091 (91 in none, as in Flickr8k), in
-  proportion for other sizes.
+Made once into ``benchmarks/work/synthetic-<images>/`` (git-ignored; BENCHMARKS_WORK names
+another folder) and reused: about 4 minutes on 2 cores at full size, resumable
+(:func:`make_workload`). The course's own loader reads it (``read_flickr_layout``, or
+``CAPTION_DATASET=<the folder>``): Flickr-size JPEGs (:func:`photo`), Flickr8k-like captions
+and splits (:func:`make_captions`).
 """
 
 from __future__ import annotations
@@ -47,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from helpers.datasets import FACTS, IMAGES_FOLDER, SPLIT_FILES, TOKEN_FILE
+from helpers.data.flickr8k import IMAGES_FOLDER, SPLIT_FILES, TOKEN_FILE
+from helpers.datasets import FACTS
 
 #: Where workloads and other generated files go (git-ignored); BENCHMARKS_WORK moves it, e.g. to a bigger disk.
 WORK = Path(os.environ.get("BENCHMARKS_WORK") or Path(__file__).resolve().parent / "work")
@@ -82,8 +60,10 @@ some camera swimming pool climbing outside car picture their wall around tan sti
 def photo(seed: int) -> Image.Image:
     """A photo-like picture of Flickr size: smooth colour fields at six scales, shapes, film grain.
 
-    Grain and fine detail give it a realistic JPEG size (about 125 KB at quality 95) and a
-    realistic decoding cost.
+    500 pixels on the long side (500x375, 500x333, 375x500, 333x500, 500x500, as often as on
+    Flickr). Grain and fine detail give it a realistic JPEG size (about 125 KB at quality 95:
+    Flickr8k's roughly 1 GB of 8,091 images) and a realistic decoding cost. Image ``k`` of a
+    workload is drawn from the same seed at every workload size.
     """
     rng = np.random.default_rng(seed)
     sizes = list(PHOTO_SIZES)
@@ -162,7 +142,18 @@ def split_sizes(images: int) -> dict[str, int]:
 
 
 def make_captions(images: int, seed: int = 0) -> tuple[list[list[str]], dict[str, list[int]]]:
-    """Five raw captions per image and the image indices of each split (see the module docstring)."""
+    """Five raw captions per image and the image indices of each split, written like Flickr8k's.
+
+    "A dog runs through the grass ." Lengths are log-normal, mean about 11 words, a long tail;
+    the first training caption has exactly 32 of the most frequent words, so ``max_len``
+    (startseq and endseq included) is 34 at every size, as on the real Flickr8k
+    (``helpers.datasets.FACTS``). Words: the 1,650 :func:`common_words` with Zipf frequencies
+    (probability 1/rank), plus 3 % rare made-up words used at most 5 times each (Flickr8k's long
+    tail of rare words and typos). At full size every common word occurs 10 or more times in
+    the training captions, so the course's vocabulary (``min_count=10``) has exactly 1,653
+    entries, Flickr8k's; smaller workloads have fewer. Splits: 6,000 / 1,000 / 1,000 images
+    of 8,091 (91 in none, as in Flickr8k), in proportion for other sizes.
+    """
     rng = np.random.default_rng(seed)
     order = rng.permutation(images)
     sizes, splits, start = split_sizes(images), {}, 0
@@ -218,7 +209,13 @@ def workload_dir(images: int = FULL_IMAGES) -> Path:
 
 
 def make_workload(images: int = FULL_IMAGES, seed: int = 0, processes: int | None = None) -> Path:
-    """Generate the workload once (resumable); return its folder, in the Flickr8k layout."""
+    """Generate the workload once; return its folder, in the Flickr8k layout.
+
+    ``Flicker8k_Dataset/*.jpg``, ``Flickr8k.token.txt`` and the three split lists. Images are
+    written atomically, ``processes`` at a time (default one per CPU); an interrupted run
+    resumes where it stopped, and the folder counts as complete once its ``VERSION`` file is
+    written (last).
+    """
     from tqdm.auto import tqdm
 
     from helpers.system.files import atomic_path
@@ -269,6 +266,7 @@ def image_paths(images: int, workload_images: int = FULL_IMAGES) -> list[Path]:
 
 
 def main() -> None:
+    """Make the workload (or find it made) and print its sizes: JPEG bytes, caption words."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=FULL_IMAGES, help=f"images (default {FULL_IMAGES}, Flickr8k's)")
     parser.add_argument("--seed", type=int, default=0)
