@@ -1,4 +1,4 @@
-"""Tests of helpers.plotting: the diagrams of lessons 06, 08 and 10 show the numbers they are given."""
+"""Tests of helpers.plotting: the diagrams of lessons 03, 05, 06, 08 and 10 show the numbers they are given."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from helpers.plotting import beam_tree, data_parallel_step, prefix_and_sequence  # noqa: E402
+from helpers.plotting import (  # noqa: E402
+    beam_tree,
+    channel_maps,
+    data_parallel_step,
+    lstm_unrolled,
+    pairs_and_caption,
+    prefix_and_sequence,
+)
 
 
 def texts(fig: plt.Figure) -> list[str]:
@@ -86,3 +94,52 @@ def test_data_parallel_step_shows_each_replica_and_the_sum():
     plt.close(fig)
     with pytest.raises(ValueError):
         data_parallel_step([3, 2], [0.6, 0.5], gradients[:1], gradients.sum(0), ["x", "y", "z"])
+
+
+def test_channel_maps_draws_the_photo_each_channel_and_every_feature(tmp_path):
+    Image.new("RGB", (300, 200), "red").save(tmp_path / "photo.jpg")
+    maps = np.random.default_rng(0).random((7, 7, 16)).astype("float32")
+    pooled = maps.mean(axis=(0, 1))
+    fig = channel_maps(tmp_path / "photo.jpg", maps, pooled, [3, 9])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == [
+        "the photo, 224x224",
+        f"channel 3: average {pooled[3]:.2f}",
+        f"channel 9: average {pooled[9]:.2f}",
+    ]
+    assert [len(ax.images) for ax in fig.axes[:3]] == [1, 2, 2]  # the photo, then the photo under a 7x7 map
+    assert fig.axes[1].images[1].get_array().shape == (7, 7) and fig.axes[0].images[0].get_array().shape[:2] == (
+        224,
+        224,
+    )
+    bars = fig.axes[3]
+    assert bars.get_title() == "The 16 features of this image"
+    assert [bar.get_height() for bar in bars.containers[0]] == pytest.approx(pooled.tolist())
+    assert [bar.get_height() for bar in bars.containers[1]] == pytest.approx(pooled[[3, 9]].tolist())
+    plt.close(fig)
+
+
+def test_lstm_unrolled_shows_a_step_per_word_and_the_masked_padding():
+    fig = lstm_unrolled("startseq a red circle endseq".split(), padding=2)
+    shown = texts(fig)
+    assert shown.count("LSTM") == 5 and shown.count("masked:\nskipped") == 2
+    assert [f"h{t}" in shown for t in range(6)] == [True] * 5 + [False]
+    assert shown.count("<pad>") == 2 and shown.count("memory\ncarried on") == 2
+    plt.close(fig)
+
+
+def test_pairs_and_caption_pads_every_prefix_and_names_each_step():
+    words = ["<pad>", "startseq", "a", "circle", "endseq"]
+    ids = [1, 2, 3, 4]
+    pairs = [(ids[:t], ids[t]) for t in range(1, len(ids))]
+    fig = pairs_and_caption(pairs, words, max_len=6)
+    left, right = fig.axes
+    assert left.images[0].get_array().shape == (3, 6)  # one row per pair, max_len positions
+    assert [t.get_text() for t in left.texts].count("0") == 3 * 6 - (1 + 2 + 3)
+    assert [t.get_text() for t in right.texts] == [
+        "step 0: reads 'startseq', predicts 'a'",
+        "step 1: reads 'a', predicts 'circle'",
+        "step 2: reads 'circle', predicts 'endseq'",
+    ]
+    assert left.get_title() == "classic: 3 pairs, one pass each, padded to max_len"
+    plt.close(fig)
