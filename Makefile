@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 	@# switching flavour: the two TensorFlow wheels must not be installed side by side
 	@$(PY) -m pip uninstall --quiet --yes $(if $(filter cpu,$(TF)),tensorflow,tensorflow-cpu) 2>/dev/null || true
 	$(PY) -m pip install --quiet -e ".[$(TF),lab,test,share]"
+	$(PY) scripts/lab_settings.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

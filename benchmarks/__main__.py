@@ -6,7 +6,7 @@
     python -m benchmarks --course-epochs 10 --feature-images 1024
 
 Stages, in this order, each a module of its own (``python -m benchmarks.<stage> --help``): features, precision,
-training, decoding, glove, course. The synthetic workload is made first, once; before each stage the run waits (a
+training, decoding, glove, course, attention. The synthetic workload is made first, once; before each stage the run waits (a
 minute at most) for the load of the one before to die down, and the report states the load around every stage.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import course, decoding, features, glove, precision, report, settle, training
+from benchmarks import attention, course, decoding, features, glove, precision, report, settle, training
 from benchmarks.workload import FULL_IMAGES, WORK, make_workload
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -46,6 +46,7 @@ STAGES: dict[str, tuple[ModuleType, Callable[[argparse.Namespace], dict]]] = {
     "decoding": (decoding, lambda o: decoding.bench(o.decode_images, o.decode_loop_images)),
     "glove": (glove, lambda o: glove.bench(o.glove_words)),
     "course": (course, lambda o: course.bench(o.workload, o.course_epochs)),
+    "attention": (attention, lambda o: attention.bench(o.captions)),
 }
 
 

@@ -96,22 +96,20 @@ def build_layers(
     embedding_matrix: np.ndarray | None = None,
     units: int = UNITS,
     attention_units: int = UNITS,
+    lstm: type[AttentionLSTM] = AttentionLSTM,
 ) -> dict[str, layers.Layer]:
-    """The attention captioner's layers, created once and named as in the lesson's equations (lesson 11)."""
-    return {
-        # the same channels dropped in all 49 regions: dropping channel j of the regions' mean, as the merge model does
-        "region_dropout": layers.Dropout(DROPOUT, noise_shape=(None, 1, None), name="region_dropout"),
-        "region_dense": layers.Dense(units, use_bias=False, name="region_dense"),
-        # as the merge model's image_norm (synchronized for lesson 10's several GPUs)
+    """The attention captioner's layers, named as in the lesson's equations; ``lstm``: a subclass for exercise 1 (lesson 11)."""
+    return {  # the merge model's image branch, applied to every region: batch norm, dropout, Dense(relu)
         "region_norm": layers.BatchNormalization(momentum=0.9, synchronized=True, name="region_norm"),
-        "region_relu": layers.Activation("relu", name="region_relu"),
+        "region_dropout": layers.Dropout(DROPOUT, name="region_dropout"),
+        "region_dense": layers.Dense(units, activation="relu", name="region_dense"),
         "region_key": layers.Dense(attention_units, name="region_key"),
         "region_mean": layers.GlobalAveragePooling1D(name="region_mean"),
         "init_h": layers.Dense(units, activation="tanh", name="init_h"),
         "init_c": layers.Dense(units, activation="tanh", name="init_c"),
         "embedding": word_embedding(vocab_size, embedding_matrix, mask_zero=False),
         "words_dropout": layers.Dropout(DROPOUT, name="words_dropout"),
-        "attention_lstm": AttentionLSTM(units, attention_units, name="attention_lstm"),
+        "attention_lstm": lstm(units, attention_units, name="attention_lstm"),
         "merge": layers.Add(name="merge"),
         "decoder_dense": layers.Dense(units, activation="relu", name="decoder_dense"),
         "next_word": layers.Dense(vocab_size, activation="softmax", name="next_word"),
@@ -120,8 +118,8 @@ def build_layers(
 
 def _encode(parts: dict[str, layers.Layer], image, training: bool | None = None) -> tuple:
     """The image side, once per image: ``((keys, regions), h0, c0)``, the regions projected to 256-d."""
-    projected = parts["region_dense"](parts["region_dropout"](image, training=training))
-    regions = parts["region_relu"](parts["region_norm"](projected, training=training))
+    normalised = parts["region_norm"](image, training=training)
+    regions = parts["region_dense"](parts["region_dropout"](normalised, training=training))
     mean = parts["region_mean"](regions)
     return (parts["region_key"](regions), regions), parts["init_h"](mean), parts["init_c"](mean)
 
@@ -152,6 +150,7 @@ def build_attention_captioner(
     feature_dim: int = FEATURE_SIZE,
     units: int = UNITS,
     attention_units: int = UNITS,
+    lstm: type[AttentionLSTM] = AttentionLSTM,
 ) -> AttentionCaptioner:
     """Build and compile the soft-attention captioner (lesson 11).
 
@@ -159,7 +158,7 @@ def build_attention_captioner(
     with 0. As :func:`helpers.model.build_captioner`: ``vocab_size`` counts padding, GloVe is
     frozen. ``units`` sizes the LSTM, ``attention_units`` the scoring layer (smaller in tests).
     """
-    parts = build_layers(vocab_size, embedding_matrix, units, attention_units)
+    parts = build_layers(vocab_size, embedding_matrix, units, attention_units, lstm)
     return compile_captioner(_models(parts, regions, feature_dim))
 
 

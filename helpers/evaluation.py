@@ -35,12 +35,7 @@ from helpers.system.errors import CourseError
 from helpers.text import END, START, clean_caption
 
 #: Cumulative BLEU weights: BLEU-n is the geometric mean of the 1..n-gram precisions.
-BLEU_WEIGHTS = {
-    "BLEU-1": (1.0, 0.0, 0.0, 0.0),
-    "BLEU-2": (1 / 2, 1 / 2, 0.0, 0.0),
-    "BLEU-3": (1 / 3, 1 / 3, 1 / 3, 0.0),
-    "BLEU-4": (1 / 4, 1 / 4, 1 / 4, 1 / 4),
-}
+BLEU_WEIGHTS = {f"BLEU-{n}": (1 / n,) * n + (0.0,) * (4 - n) for n in range(1, 5)}
 #: How :func:`score` may split captions into words: lesson 02's cleaning, or coco-caption's PTB tokenizer.
 TOKENIZERS = ("course", "ptb")
 #: Sentence-level BLEU of one image needs smoothing (one missing 4-gram would make it 0):
@@ -125,9 +120,7 @@ def score(
     Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it; ``meteor=False`` skips its
     10-second start), ``ROUGE-L`` and ``CIDEr``, between 0 and 1 but CIDEr (0 to 10).
     """
-    refs, hyps = _tokenized(references, {"": hypotheses}, tokenizer)
-    with meteor_scorer() if meteor else nullcontext() as meteor_score:
-        return _scores(refs, hyps[""], meteor_score)
+    return compare(references, {"": hypotheses}, meteor, tokenizer).iloc[0].to_dict()
 
 
 def compare(

@@ -104,13 +104,11 @@ def extractor_function(weights: str, kinds: tuple[str, ...] = ("pooled",), preci
     return precisions.in_precision(tf.function(forward, input_signature=signature), precision)
 
 
-def choose_precision(setting: str, weights: str, record: Path | None = None) -> str:
-    """The precision extraction computes in: ``setting`` itself, or for 'auto' the cheapest measured here (lesson 03)."""
-    return setting if setting != "auto" else precision_verdict(weights, record)["chosen"]
-
-
-def precision_verdict(weights: str, record: Path | None = None) -> dict:
-    """auto's choice on this machine and the numbers behind it: measured once, then read from ``record`` (lesson 03)."""
+def precision_verdict(weights: str, record: Path | None = None, setting: str = "auto") -> dict:
+    """The precision extraction computes in (``chosen``) and why: ``setting`` itself, or auto's measurement of
+    this machine, made once and remembered in ``record`` (lesson 03; :func:`helpers.system.precision.describe`)."""
+    if setting != "auto":
+        return {"chosen": setting, "timings": {}, "agreement": {}, "set": True}
 
     def run(precision: str) -> Callable:
         forward = extractor_function(check_weights(weights), ("pooled",), precision)
@@ -119,11 +117,14 @@ def precision_verdict(weights: str, record: Path | None = None) -> dict:
     return precisions.verdict(record, functools.partial(precisions.measure, run=run))
 
 
+def choose_precision(setting: str, weights: str, record: Path | None = None) -> str:
+    """The precision extraction computes in: ``setting`` itself, or for 'auto' the cheapest measured here (lesson 03)."""
+    return precision_verdict(weights, record, setting)["chosen"]
+
+
 def describe_precision(settings: Settings) -> str:
-    """The precision extraction computes in, and why, in one line; auto is measured now if it was not yet."""
-    if settings.precision != "auto":
-        return f"{settings.precision} (CAPTION_PRECISION={settings.precision})"
-    return precisions.describe(precision_verdict(settings.cnn_weights, settings.precision_record))
+    """:func:`precision_verdict` of ``settings`` in one line (measured now if it was not yet)."""
+    return precisions.describe(precision_verdict(settings.cnn_weights, settings.precision_record, settings.precision))
 
 
 # ---------------------------------------------------------------- images in
@@ -180,15 +181,13 @@ def extract_features(
     read_only: str | None = None,
     memory_mapped: bool = False,
 ) -> FeatureSet:
-    """ResNet50 features of the readable images among ``paths``, in memory; the unreadable skipped (lesson 03).
+    """ResNet50 features of the readable images among ``paths`` (named by file name), the others skipped (lesson 03).
 
-    ``weights`` 'imagenet' or 'none'; ``precision`` 'auto' (its measurement remembered in
-    ``precision_record``), 'float32', 'bfloat16' or 'float16'. Without them, the environment's
-    settings (this is one of the course's entry points). With ``cache_dir`` only images not
-    cached yet are computed, saved every ``chunk_size`` images: an interrupted run resumes.
-    ``grid=True`` gives the 7 x 7 grid, ``(n, 49, 2048)`` (lesson 11). Images are named by file name.
-    ``read_only`` says what to do when a cache that may not be written (a shared one) lacks images;
-    ``memory_mapped=True`` leaves the rows on disk, read when used (lessons 10-11: features larger than memory).
+    ``weights`` 'imagenet' or 'none' and ``precision`` ('auto', measured once and kept in
+    ``precision_record'', or a precision) default to the environment's settings: one of the
+    course's entry points. With ``cache_dir`` only uncached images are computed, saved every
+    ``chunk_size``: an interrupted run resumes; ``memory_mapped`` leaves the rows there (lesson 10);
+    a ``read_only`` cache (shared) that lacks images raises, ending with it. ``grid``: 7 x 7 (lesson 11).
     """
     if weights is None or precision is None:
         settings = get_settings()
@@ -197,22 +196,19 @@ def extract_features(
     weights, paths = check_weights(weights), list({Path(p).name: Path(p) for p in paths}.values())
     kinds = ("pooled", "grid") if grid else ("pooled",)
 
+    def network() -> Callable:  # only when there is something to compute: a full cache needs no model
+        return extractor_function(weights, kinds, choose_precision(precision, weights, precision_record))
+
     def compute(todo: list[Path], save: Callable) -> dict[str, str]:
-        network = functools.partial(extractor_function, weights, kinds)  # the precision chosen only if needed
-        return _extract(
-            todo, lambda: network(choose_precision(precision, weights, precision_record)), save, batch_size, chunk_size
-        )
+        return _extract(todo, network, save, batch_size, chunk_size)
 
     if cache_dir is None:
         computed: dict[str, np.ndarray] = {}
         skipped = compute(paths, lambda names, arrays: computed.update(zip(names, arrays[kinds[-1]])))
         keep = [p.name for p in paths if p.name in computed]
         return FeatureSet(np.stack([computed[n] for n in keep]) if keep else _empty(kinds[-1]), keep, skipped)
-    recipes = {
-        cache_folder(Path(cache_dir), weights, kind): (cache_recipe(weights, kind), *KINDS[kind]) for kind in kinds
-    }
-    folder = list(recipes)[-1]
-    skipped = cache.fill(recipes, paths, compute, read_only)
+    recipes = {cache_folder(cache_dir, weights, kind): (cache_recipe(weights, kind), *KINDS[kind]) for kind in kinds}
+    skipped, folder = cache.fill(recipes, paths, compute, read_only), list(recipes)[-1]
     rows = cache.rows(folder)
     keep = [p.name for p in paths if p.name in rows]
     if memory_mapped:
@@ -277,20 +273,13 @@ def dataset_features(
     dataset: Dataset, *, grid: bool = False, memory_mapped: bool = False, batch_size: int = 32
 ) -> FeatureSet:
     """Features of every image of ``dataset``, with its settings' weights and precision, cached (lesson 03)."""
-    folder, settings = dataset.features_dir, dataset.settings
-    shared = (
-        f"CAPTION_DATA_DIR={settings.shared_dir} CAPTION_DATASET={settings.dataset} make prefetch{' GRID=1' * grid}"
-    )
+    folder, run = dataset.features_dir, dataset.settings
+    prefetch = f"CAPTION_DATA_DIR={run.shared_dir} CAPTION_DATASET={run.dataset} make prefetch{' GRID=1' * grid}"
+    options = {"weights": run.cnn_weights, "precision": run.precision, "precision_record": run.precision_record}
+    options |= {"grid": grid, "memory_mapped": memory_mapped, "batch_size": batch_size}
+    read_only = f"the instructor prepares the shared data folder with `{prefetch}`" if run.shared_dir else None
     return extract_features(
-        [dataset.image_path(image) for image in dataset.images()],
-        weights=settings.cnn_weights,
-        precision=settings.precision,
-        cache_dir=folder,
-        precision_record=settings.precision_record,
-        batch_size=batch_size,
-        grid=grid,
-        memory_mapped=memory_mapped,
-        read_only=f"the instructor prepares the shared data folder with `{shared}`" if settings.shared_dir else None,
+        [dataset.image_path(i) for i in dataset.images()], cache_dir=folder, read_only=read_only, **options
     )
 
 
@@ -298,30 +287,35 @@ def feature_store(dataset: Dataset, *, grid: bool = False, dtype: str = "float32
     """The dataset's features memory-mapped from the cache, its missing images extracted first (lessons 10-11).
 
     ``dtype="float16"``: a half-size copy of the pooled features; ``grid=True``: the 7 x 7 grid (float16).
+    With ``unpack_dir`` set (Colab with Drive), the array is copied there: batches read it at random.
     """
     if dtype not in ("float32", "float16"):
         raise CourseError(f"dtype must be 'float32' or 'float16', got {dtype!r}.")
     store = dataset_features(dataset, grid=grid, memory_mapped=True)
+    source = Path(store.features.filename)
+    target, local = source, dataset.settings.unpack_dir
     if dtype == "float16" and not grid:
-        half = cache.float16_copy(Path(store.features.filename))
-        store = dataclasses.replace(store, features=np.load(half, mmap_mode="r"))
+        target = source.with_name(source.stem + "-float16.npy")
+    if local and not source.resolve().is_relative_to(Path(local).resolve()):
+        target = Path(local) / "features" / dataset.settings.dataset_key / source.parent.name / target.name
+    if target != source:
+        target = cache.copy_array(source, target, "float16" if target.stem.endswith("-float16") else None)
+        store = dataclasses.replace(store, features=np.load(target, mmap_mode="r"))
     return store
 
 
 def cache_recipe(weights: str, kind: str = "pooled") -> dict:
     """Everything that decides the feature values: a cache is reused only for an identical recipe."""
     pooling = "avg" if kind == "pooled" else "none: conv5_block3_out, the 7 x 7 grid as 49 regions, stored float16"
-    return {
+    recipe = {
         "format": CACHE_FORMAT,
         "model": "ResNet50",
         "weights": weights,
         "seed": SEED if weights == "none" else None,
-        "pooling": pooling,
-        "image_size": list(IMAGE_SIZE),
-        "preprocessing": PREPROCESSING,
     }
+    return recipe | {"pooling": pooling, "image_size": list(IMAGE_SIZE), "preprocessing": PREPROCESSING}
 
 
-def cache_folder(cache_dir: Path, weights: str, kind: str = "pooled") -> Path:
+def cache_folder(cache_dir: str | os.PathLike, weights: str, kind: str = "pooled") -> Path:
     """The recipe's folder inside ``cache_dir``, e.g. ``resnet50-imagenet-224`` (``...-224-grid`` for the grid)."""
     return Path(cache_dir) / f"resnet50-{weights}-{IMAGE_SIZE[0]}{'' if kind == 'pooled' else '-' + kind}"

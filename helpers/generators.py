@@ -122,9 +122,7 @@ class CaptionPairs(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
 
-def teacher_forcing_arrays(
-    captions: GroupedCaptions, max_len: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def teacher_forcing_arrays(captions: GroupedCaptions, max_len: int | None = None) -> tuple[np.ndarray, ...]:
     """Whole captions as three arrays, one row per caption (lesson 05).
 
     ``image_rows`` (each caption's image, as a position in the grouped captions), ``inputs`` =
@@ -133,36 +131,21 @@ def teacher_forcing_arrays(
     """
     _, groups = _grouped(captions)
     cut = [
-        (row, list(caption if max_len is None else caption[: max_len + 1]))
+        (row, list(caption[: None if max_len is None else max_len + 1]))
         for row, group in enumerate(groups)
         for caption in group
     ]
     cut = [(row, tokens) for row, tokens in cut if len(tokens) >= 2]
     width = max((len(tokens) - 1 for _, tokens in cut), default=1)
-    image_rows = np.array([row for row, _ in cut], dtype="int32")
-    inputs = np.zeros((len(cut), width), dtype="int32")
-    targets = np.zeros((len(cut), width), dtype="int32")
+    image_rows, inputs, targets = np.array([row for row, _ in cut], "int32"), *np.zeros((2, len(cut), width), "int32")
     for i, (_, tokens) in enumerate(cut):
         inputs[i, : len(tokens) - 1] = tokens[:-1]
         targets[i, : len(tokens) - 1] = tokens[1:]
     return image_rows, inputs, targets
 
 
-def bucket_boundaries(lengths: np.ndarray, buckets: int = 5) -> list[int]:
-    """Length limits that split the captions into about equally full buckets."""
-    quantiles = np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1])
-    return sorted({int(q) + 1 for q in quantiles})
-
-
 def caption_dataset(
-    features,
-    captions: GroupedCaptions,
-    *,
-    batch_size: int = 64,
-    max_len: int | None = None,
-    shuffle: bool = True,
-    buckets: int = 5,
-    seed: int | None = None,
+    features, captions: GroupedCaptions, *, batch_size: int = 64, max_len=None, shuffle=True, buckets=5, seed=None
 ) -> tf.data.Dataset:
     """The fast path: batches of whole captions for the sequence model (lesson 05).
 
@@ -171,79 +154,42 @@ def caption_dataset(
     of similar length together, so little is padding; ``buckets=1`` takes them as they come.
     """
     keys, _ = _grouped(captions)
-    table = tf.constant(feature_rows(features, keys))
-    image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
-    data = length_batches(
-        image_rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed
+    return _batches(
+        feature_rows(features, keys), np.arange(len(keys)), captions, batch_size, max_len, shuffle, buckets, seed
     )
-
-    def assemble(rows, words, target):
-        return trimmed_batch(tf.gather(table, rows), words, target)
-
-    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def trimmed_batch(image: tf.Tensor, words: tf.Tensor, target: tf.Tensor) -> tuple[dict, tf.Tensor]:
-    """The model's inputs and targets for one batch, cut to its longest caption (lesson 05)."""
-    width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
-    return {"image": image, "words": words[:, :width]}, target[:, :width]
-
-
-def length_batches(
-    image_rows: np.ndarray,
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    *,
-    batch_size: int,
-    shuffle: bool,
-    buckets: int,
-    seed: int | None,
-) -> tf.data.Dataset:
-    """Batches of ``(image rows, words, targets)``, shuffled, grouped by length: the fast path minus the features."""
-    data = tf.data.Dataset.from_tensor_slices((image_rows, inputs, targets))
-    if shuffle:
-        data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    lengths = np.count_nonzero(targets, axis=1)
-    limits = bucket_boundaries(lengths, buckets) if buckets > 1 else []
-    data = data.bucket_by_sequence_length(
-        lambda row, words, target: tf.math.count_nonzero(target, dtype=tf.int32),
-        limits,
-        [batch_size] * (len(limits) + 1),
-        no_padding=True,
-    )
-    # how many batches an epoch has: a progress bar with an end, no "ran out of data"
-    per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
-    data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
-    # a batch costs microseconds: left on, tf.data's autotuner held training to one of two cores (benchmarks/)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return data.with_options(options)
 
 
 def stream_caption_dataset(
-    store,
-    captions: Mapping[str, Sequence[Sequence[int]]],
-    *,
-    batch_size: int = 64,
-    max_len: int | None = None,
-    shuffle: bool = True,
-    buckets: int = 5,
-    seed: int | None = None,
-):
-    """:func:`caption_dataset`'s batches, each batch's features read from ``store``, a memory-mapped ``FeatureSet``
-    (lesson 10); only caption ids and row numbers live in memory."""
-    rows_of_images = store.row_numbers(captions.keys())
-    image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
-    rows = rows_of_images[image_rows]
-    data = length_batches(rows, inputs, targets, batch_size=batch_size, shuffle=shuffle, buckets=buckets, seed=seed)
-    array = store.features
+    store, captions: Mapping[str, Captions], *, batch_size: int = 64, max_len=None, shuffle=True, buckets=5, seed=None
+) -> tf.data.Dataset:
+    """:func:`caption_dataset`'s batches, each one's features read from ``store``, a memory-mapped ``FeatureSet``:
+    only caption ids and row numbers live in memory (lesson 10)."""
+    rows = store.row_numbers(captions.keys())
+    return _batches(store.features, rows, captions, batch_size, max_len, shuffle, buckets, seed)
 
-    def read(batch_rows: np.ndarray) -> np.ndarray:
-        return np.asarray(array[batch_rows], dtype=np.float32)
+
+def _batches(array, rows: np.ndarray, captions, batch_size, max_len, shuffle, buckets, seed) -> tf.data.Dataset:
+    """Whole captions shuffled, grouped by length, padding trimmed; each batch's image rows read from ``array``."""
+    image_rows, inputs, targets = teacher_forcing_arrays(captions, max_len)
+    data = tf.data.Dataset.from_tensor_slices((rows[image_rows], inputs, targets))
+    if shuffle:
+        data = data.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+    lengths = np.count_nonzero(targets, axis=1)
+    limits = (
+        sorted({int(q) + 1 for q in np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1])}) if buckets > 1 else []
+    )
+    count = lambda row, words, target: tf.math.count_nonzero(target, dtype=tf.int32)  # noqa: E731
+    data = data.bucket_by_sequence_length(count, limits, [batch_size] * (len(limits) + 1), no_padding=True)
+    # how many batches an epoch has: a progress bar with an end, no "ran out of data"
+    per_bucket = np.bincount(np.searchsorted(limits, lengths, side="right"))
+    data = data.apply(tf.data.experimental.assert_cardinality(int(np.ceil(per_bucket / batch_size).sum())))
+    options = tf.data.Options()  # a batch costs microseconds: left on, the autotuner held training to one of two cores
+    options.autotune.enabled = False
 
     def assemble(batch_rows, words, target):
-        image = tf.numpy_function(read, [batch_rows], tf.float32, stateful=False)
+        image = tf.numpy_function(lambda r: np.asarray(array[r], np.float32), [batch_rows], tf.float32, stateful=False)
         image.set_shape((None, *array.shape[1:]))
-        return trimmed_batch(image, words, target)
+        width = tf.reduce_max(tf.math.count_nonzero(target, axis=1, dtype=tf.int32))
+        return {"image": image, "words": words[:, :width]}, target[:, :width]
 
-    return data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return data.with_options(options).map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -39,12 +39,7 @@ def test_environment_overrides(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "fast, weights, variant",
-    [
-        ("0", "imagenet", None),
-        ("1", "imagenet", "fast"),
-        ("0", "none", "random-cnn"),
-        ("1", "none", "fast-random-cnn"),
-    ],
+    [("0", "imagenet", None), ("1", "imagenet", "fast"), ("0", "none", "random-cnn"), ("1", "none", "fast-random-cnn")],
 )
 def test_each_variant_has_its_own_artifacts(monkeypatch, tmp_path, fast, weights, variant):
     monkeypatch.setenv("CAPTION_DATA_DIR", str(tmp_path))
@@ -62,10 +57,7 @@ def test_folder_dataset_gets_a_short_key(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "name, value, message",
-    [
-        ("CAPTION_CNN_WEIGHTS", "vgg", "must be 'imagenet' or 'none'"),
-        ("CAPTION_FAST", "maybe", "must be 1 or 0"),
-    ],
+    [("CAPTION_CNN_WEIGHTS", "vgg", "must be 'imagenet' or 'none'"), ("CAPTION_FAST", "maybe", "must be 1 or 0")],
 )
 def test_bad_values_are_one_line(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 
 from helpers.config import get_settings
-from helpers.embeddings import (
-    coverage,
-    embedding_matrix,
-    load_glove,
-    prepare_embedding_matrix,
-    special_vector,
-)
+from helpers.embeddings import coverage, embedding_matrix, load_glove, prepare_embedding_matrix, special_vector
 from helpers.system.errors import CourseError
 from helpers.text import END, PAD, START, Vocabulary
 

@@ -6,7 +6,9 @@ seconds, plus one fresh Python process for the reproducibility check.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -200,6 +202,30 @@ def test_features_on_disk_equal_the_in_memory_ones(course_dir, monkeypatch):
         store.lookup(["broken.jpg"])
 
 
+def test_with_an_unpack_folder_the_store_is_read_from_a_copy_there(course_dir, tmp_path):
+    """On Colab with Drive, lesson 11's grid is read at random every epoch: from a copy on the VM's disk."""
+    dataset = tiny_dataset(course_dir / "images")
+    on_drive = features.feature_store(dataset, grid=True)
+    local = tmp_path / "vm-disk"
+    dataset = dataclasses.replace(dataset, settings=dataset.settings.replace(unpack_dir=local))
+    copied = features.feature_store(dataset, grid=True)
+    copy = Path(copied.features.filename)
+    assert copy.is_relative_to(local) and copy.name == "features.npy"
+    np.testing.assert_array_equal(np.asarray(copied.features), np.asarray(on_drive.features))
+    made = copy.stat().st_mtime_ns
+    assert Path(features.feature_store(dataset, grid=True).features.filename).stat().st_mtime_ns == made
+    source = Path(on_drive.features.filename)
+    changed = np.load(source, mmap_mode="r+")  # the cache on Drive changes: the copy is made again
+    changed[0] += 1
+    changed.flush()
+    del changed
+    os.utime(source, ns=(made + 10**9, made + 10**9))
+    again = features.feature_store(dataset, grid=True)
+    np.testing.assert_array_equal(np.asarray(again.features[0]), np.load(source, mmap_mode="r")[0])
+    half = features.feature_store(dataset, dtype="float16")  # lesson 10's half copy goes there too
+    assert Path(half.features.filename).is_relative_to(local) and half.features.dtype == np.float16
+
+
 def test_a_growing_cache_copies_its_rows_one_block_at_a_time(tmp_path):
     """A 41 MB cache of 5,000 rows grows by 2,000: the old rows are copied, not read into memory at once."""
     folder = tmp_path / "cache"
@@ -270,8 +296,7 @@ def bad_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "name, reason",
-    [("corrupt.jpg", "not an image"), ("truncated.jpg", "truncated"), ("missing.jpg", "not found")],
+    "name, reason", [("corrupt.jpg", "not an image"), ("truncated.jpg", "truncated"), ("missing.jpg", "not found")]
 )
 def test_unreadable_image_is_skipped_with_its_reason(bad_run, name, reason):
     _, result = bad_run

@@ -51,8 +51,7 @@ def test_classic_batch_is_the_right_padded_pairs_of_a_hand_worked_caption():
     features = numbered_features(1)
     x, y = CaptionPairs(features, [[[1, 4, 9, 7, 2]]], max_len=6)[0]
     np.testing.assert_array_equal(
-        x["words"],
-        [[1, 0, 0, 0, 0, 0], [1, 4, 0, 0, 0, 0], [1, 4, 9, 0, 0, 0], [1, 4, 9, 7, 0, 0]],
+        x["words"], [[1, 0, 0, 0, 0, 0], [1, 4, 0, 0, 0, 0], [1, 4, 9, 0, 0, 0], [1, 4, 9, 7, 0, 0]]
     )
     np.testing.assert_array_equal(y, [4, 9, 7, 2])
     np.testing.assert_array_equal(x["image"], np.repeat(features, 4, axis=0))

@@ -259,6 +259,28 @@ def test_lesson_runs_in_a_lab_kernel(lab: Lab):
     assert "CAPTION_DATASET" in shown and "shapes" in shown, shown
 
 
+def test_the_course_switches_jupyterlab_news_off_and_keeps_other_overrides(tmp_path: Path):
+    """``make setup`` writes the course's defaults into the environment; a teacher's own overrides stay."""
+    from scripts.lab_settings import COURSE_DEFAULTS, install, overrides_file
+
+    installed = json.loads(overrides_file().read_text(encoding="utf-8"))  # written by make setup
+    for plugin, values in COURSE_DEFAULTS.items():
+        assert installed[plugin].items() >= values.items(), installed
+    theirs = tmp_path / "overrides.json"
+    plugin = "@jupyterlab/apputils-extension:notification"
+    theirs.write_text(
+        json.dumps(
+            {plugin: {"doNotDisturbMode": True}, "@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}
+        )
+    )
+    merged = install(theirs)
+    assert (
+        merged == json.loads(theirs.read_text())
+        and merged["@jupyterlab/apputils-extension:themes"]["theme"] == "JupyterLab Dark"
+    )
+    assert merged[plugin] == {"doNotDisturbMode": True, "fetchNews": "false", "checkForUpdates": False}
+
+
 def _chromium(lab: Lab, profile: Path, *options: str) -> subprocess.CompletedProcess:
     """Headless Chromium on lesson 01 in JupyterLab, with a fresh profile and no calls home."""
     url = f"{lab.url}/lab/tree/{FIRST_LESSON.name}?token={lab.token}"
@@ -287,6 +309,7 @@ def test_lesson_renders_in_a_browser(lab: Lab, tmp_path: Path):
         "the title, rendered from the lesson's Markdown"
     )
     assert not re.search(r'class="[^"]*\bjp-Dialog(?![\w-])', page.stdout), "a dialog opened (a kernel or file problem)"
+    assert "official Jupyter news" not in page.stdout, "JupyterLab asks about its news over the lesson: make setup"
     assert not re.search(r'class="[^"]*lm-TabBar-tab[^"]*jp-mod-dirty', page.stdout), "opening the lesson modified it"
     screenshot = tmp_path / "lesson01.png"  # kept with pytest's temporary folders, to look at
     shot = _chromium(lab, tmp_path / "profile-shot", f"--screenshot={screenshot}")

@@ -35,12 +35,9 @@ def listening(captioner, vocab: Vocabulary, features: np.ndarray, seed: int) -> 
     kernel, bias = model.get_layer("next_word").get_weights()
     bias[vocab.end_id] += 1.5
     model.get_layer("next_word").set_weights([rng.normal(scale=0.6, size=kernel.shape), bias])
-    name, seen = "image_norm", features
-    if captioner.architecture == "attention":
-        name, seen = "region_norm", keras.ops.convert_to_numpy(model.get_layer("region_dense")(features))
-    norm = model.get_layer(name)
+    norm = model.get_layer("region_norm" if captioner.architecture == "attention" else "image_norm")
     gamma, beta, _, _ = norm.get_weights()
-    flat = seen.reshape(-1, seen.shape[-1])
+    flat = features.reshape(-1, features.shape[-1])
     norm.set_weights([gamma, beta, flat.mean(axis=0), flat.var(axis=0) + 1e-3])
 
 

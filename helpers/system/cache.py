@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from helpers.system.errors import CourseError
 from helpers.system.files import atomic_path, read_json, stamp, write_json
 
-#: Rows copied at a time when the array grows or is copied (16 MB of pooled float32 features).
-BLOCK = 2048
+#: Rows copied at a time when the array grows (16 MB of pooled float32 features); bytes at a time when it is copied.
+BLOCK, COPY_BYTES = 2048, 16 << 20
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,25 @@ def remember_unreadable(folder: Path, checked: list[Path], skipped: dict[str, st
     write_json(record, known)
 
 
-def float16_copy(source: Path) -> Path:
-    """A float16 copy of a float32 ``.npy`` file next to it, remade only when the source changes (lesson 10)."""
-    target = source.with_name(source.stem + "-float16.npy")
-    record = source.with_name(source.stem + "-float16.json")
-    made_from = {"source_size": source.stat().st_size, "source_mtime_ns": source.stat().st_mtime_ns}
+def copy_array(source: Path, target: Path, dtype: str | None = None) -> Path:
+    """A copy of the ``.npy`` file ``source`` at ``target`` (as ``dtype``), remade only when ``source`` changes.
+
+    Lesson 10 halves the pooled cache this way; on Colab, lesson 11 copies its grid from Drive to the VM's disk.
+    """
+    record, made_from = target.with_suffix(".json"), {"source": str(source), "stamp": stamp(source)}
     if target.exists() and record.exists() and read_json(record) == made_from:
         return target
+    array = np.load(source, mmap_mode="r")
+    rows = max(1, COPY_BYTES // max(1, array[:1].nbytes))
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype or array.dtype, shape=array.shape)
+        for start in tqdm(range(0, len(array), rows), desc=f"copying {source.name}", unit="block", leave=False):
+            out[start : start + rows] = array[start : start + rows]
+        out.flush()
+        del out
+    del array
+    write_json(record, made_from)
+    return target
     array = np.load(source, mmap_mode="r")
     with atomic_path(target) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=array.shape)

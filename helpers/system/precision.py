@@ -141,6 +141,8 @@ def verdict(record: Path | None, measure: Measure) -> dict:
 
 def describe(found: dict) -> str:
     """A verdict in one line: ``'bfloat16 (measured here: bfloat16 48, float32 85 ms per image)'``."""
+    if found.get("set"):
+        return f"{found['chosen']} (CAPTION_PRECISION={found['chosen']})"
     if not found["timings"]:
         return "float32 (no native bfloat16 on this CPU, no tensor-core GPU: nothing to measure)"
     numbers = ", ".join(f"{p} {ms:.0f}" for p, ms in sorted(found["timings"].items(), key=lambda item: item[1]))
