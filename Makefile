@@ -60,8 +60,8 @@ lint: $(STAMP)  ## ruff: lint rules and formatting, as pyproject.toml configures
 bench: $(STAMP)  ## speed and memory, course path vs the classic approach -> benchmarks/RESULTS.md
 	$(PY) -m benchmarks
 
-prefetch: $(STAMP)  ## download everything a workshop needs, a day ahead
-	$(PY) -m helpers prefetch
+prefetch: $(STAMP)  ## download everything a workshop needs, a day ahead (GRID=1: lesson 11's grid features too)
+	$(PY) -m helpers prefetch $(if $(filter 1,$(GRID)),--grid)
 
 doctor: $(STAMP)  ## what is installed, which caches are filled, what to do next
 	$(PY) -m helpers doctor

@@ -269,15 +269,21 @@ def _decodable(path: Path, kind: str | None, scratch: Path) -> Path:
     return copy
 
 
+def _prefetch(run: Settings, grid: bool) -> str:
+    """The command that fills a shared data folder (DESIGN section 6's workshop server)."""
+    return f"CAPTION_DATA_DIR={run.shared_dir} CAPTION_DATASET={run.dataset} make prefetch{' GRID=1' * grid}"
+
+
 def dataset_features(
     dataset: Dataset, *, grid: bool = False, memory_mapped: bool = False, batch_size: int = 32
 ) -> FeatureSet:
     """Features of every image of ``dataset``, with its settings' weights and precision, cached (lesson 03)."""
     folder, run = dataset.features_dir, dataset.settings
-    prefetch = f"CAPTION_DATA_DIR={run.shared_dir} CAPTION_DATASET={run.dataset} make prefetch{' GRID=1' * grid}"
     options = {"weights": run.cnn_weights, "precision": run.precision, "precision_record": run.precision_record}
     options |= {"grid": grid, "memory_mapped": memory_mapped, "batch_size": batch_size}
-    read_only = f"the instructor prepares the shared data folder with `{prefetch}`" if run.shared_dir else None
+    read_only = (
+        f"the instructor prepares the shared data folder with `{_prefetch(run, grid)}`" if run.shared_dir else None
+    )
     return extract_features(
         [dataset.image_path(i) for i in dataset.images()], cache_dir=folder, read_only=read_only, **options
     )
@@ -291,15 +297,15 @@ def feature_store(dataset: Dataset, *, grid: bool = False, dtype: str = "float32
     """
     if dtype not in ("float32", "float16"):
         raise CourseError(f"dtype must be 'float32' or 'float16', got {dtype!r}.")
-    store = dataset_features(dataset, grid=grid, memory_mapped=True)
+    store, run = dataset_features(dataset, grid=grid, memory_mapped=True), dataset.settings
     source = Path(store.features.filename)
-    target, local = source, dataset.settings.unpack_dir
-    if dtype == "float16" and not grid:
-        target = source.with_name(source.stem + "-float16.npy")
-    if local and not source.resolve().is_relative_to(Path(local).resolve()):
-        target = Path(local) / "features" / dataset.settings.dataset_key / source.parent.name / target.name
+    target = source.with_name(source.stem + "-float16.npy") if dtype == "float16" and not grid else source
+    if run.unpack_dir and not source.resolve().is_relative_to(run.unpack_dir.resolve()):
+        target = run.unpack_dir / "features" / run.dataset_key / source.parent.name / target.name
     if target != source:
-        target = cache.copy_array(source, target, "float16" if target.stem.endswith("-float16") else None)
+        shared = run.shared_dir and target.resolve().is_relative_to(run.shared_dir.resolve())
+        fix = f"the instructor prepares the shared data folder with `{_prefetch(run, grid)}`" if shared else None
+        target = cache.copy_array(source, target, "float16" if target.stem.endswith("-float16") else None, fix)
         store = dataclasses.replace(store, features=np.load(target, mmap_mode="r"))
     return store
 

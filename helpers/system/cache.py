@@ -194,14 +194,17 @@ def remember_unreadable(folder: Path, checked: list[Path], skipped: dict[str, st
     write_json(record, known)
 
 
-def copy_array(source: Path, target: Path, dtype: str | None = None) -> Path:
+def copy_array(source: Path, target: Path, dtype: str | None = None, read_only: str | None = None) -> Path:
     """A copy of the ``.npy`` file ``source`` at ``target`` (as ``dtype``), remade only when ``source`` changes.
 
     Lesson 10 halves the pooled cache this way; on Colab, lesson 11 copies its grid from Drive to the VM's disk.
+    ``read_only``: how to fix a missing or outdated copy that must not be written here (a shared folder).
     """
     record, made_from = target.with_suffix(".json"), {"source": str(source), "stamp": stamp(source)}
     if target.exists() and record.exists() and read_json(record) == made_from:
         return target
+    if read_only:
+        raise CourseError(f"{target} is missing or older than {source.name}: {read_only}.")
     array = np.load(source, mmap_mode="r")
     rows = max(1, COPY_BYTES // max(1, array[:1].nbytes))
     with atomic_path(target) as tmp:

