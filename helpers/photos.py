@@ -1,13 +1,11 @@
 """Your own photos: from a file, a URL or an upload, captioned by a trained bundle (lesson 08).
 
-A learner's files are only read: downloads and uploads go to a folder of the course's, each
-under a name of its own. A web page saved as ``.jpg``, an iPhone HEIC photo or an image too
-large to open gets one line saying what to do, and the others are still captioned.
-``python -m helpers caption`` and lesson 12's page use the same code.
+A learner's files are only read; a file that is no usable image gets one line saying what to do.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -26,25 +24,16 @@ PHOTO_TIMEOUT_S = 15
 
 
 def url_file_name(url: str) -> str:
-    """A file name for the photo at ``url``: a short hash of the whole URL, then its last part.
-
-    Two different URLs never share a name (so a new URL is fetched, not the previous photo
-    captioned again); the same URL always gets the same name (so it is fetched once).
-    """
+    """A file name for the photo at ``url``: a short hash of the whole URL (one name per URL), then its last part."""
     last = unquote(Path(urlparse(url).path).name) or "photo"
     last = re.sub(r"[^A-Za-z0-9_.-]+", "-", last)[-60:]
     return f"{hashlib.sha1(url.encode('utf-8')).hexdigest()[:10]}-{last}"
 
 
 def fetch_photo(url: str, folder: str | Path) -> Path:
-    """Download the image at ``url`` into ``folder`` once (lesson 08); a CourseError says what went wrong.
-
-    An HTTP error names its status (404: no such file there); a web page served instead
-    of an image is deleted and explained; an unreachable server says so.
-    """
+    """Download the image at ``url`` into ``folder`` once (lesson 08); a CourseError says what went wrong."""
     path = download(url, Path(folder) / url_file_name(url), desc="photo", timeout=PHOTO_TIMEOUT_S)
-    problem = inspect_image(path).problem
-    if problem:
+    if problem := inspect_image(path).problem:
         path.unlink()
         raise CourseError(
             f"{url} did not give an image: {problem}. Use the address of the image itself "
@@ -78,11 +67,7 @@ def caption_photos(
     precision: str = "auto",
     precision_record: Path | None = None,
 ) -> tuple[dict[Path, str], dict[Path, str]]:
-    """Caption image files: ``({path: caption}, {path: why it was skipped})``, keyed by ``Path(p)`` (lesson 08).
-
-    Features are made as the model's training features were (the bundle records the CNN
-    weights); ``beam_width`` 1 is greedy, more is beam search; ``precision`` is the extraction's.
-    """
+    """Caption image files (lesson 08): ``({path: caption}, {path: why skipped})``; ``beam_width`` 1 is greedy."""
     if beam_width < 1:
         raise CourseError(f"The beam width must be 1 (greedy) or more, got {beam_width}.")
     paths = [Path(p) for p in paths]
@@ -90,12 +75,8 @@ def caption_photos(
     features = extract_features(
         paths, weights=bundle.info["cnn_weights"], precision=precision, precision_record=precision_record, grid=grid
     )
-    captions: list[str] = []
-    if len(features):
-        if beam_width == 1:
-            captions = greedy(bundle.captioner, bundle.vocab, features.features)
-        else:
-            captions = beam_search(bundle.captioner, bundle.vocab, features.features, beam_width=beam_width)
+    decode = greedy if beam_width == 1 else functools.partial(beam_search, beam_width=beam_width)
+    captions = decode(bundle.captioner, bundle.vocab, features.features) if len(features) else []
     by_name = dict(zip(features.images, captions))  # features name images by file name
     captioned = {p: by_name[p.name] for p in paths if p.name in by_name}
     skipped = {p: features.skipped[p.name] for p in paths if p.name in features.skipped}

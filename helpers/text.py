@@ -1,14 +1,11 @@
 """Caption cleaning and the vocabulary (lesson 02).
 
-Captions are cleaned with the classic Flickr8k tutorials' rules (but "a" is kept) and wrapped
-in ``startseq ... endseq``. The vocabulary keeps the words seen at least ``min_count`` times in
-the *training* captions only: counting dev or test captions would leak the evaluation into
-the model. Keras 3 has no ``Tokenizer``; :class:`Vocabulary` is a small Python class whose
-every rule can be read (lesson 02 says why not ``TextVectorization``).
+Captions are cleaned with the classic Flickr8k rules (but "a" is kept); :class:`Vocabulary` counts training captions.
 """
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -20,12 +17,9 @@ from helpers.datasets import Dataset
 from helpers.system.errors import CourseError
 from helpers.system.files import atomic_path, read_json, write_json
 
-START = "startseq"
-END = "endseq"
-PAD = "<pad>"
+START, END, PAD = "startseq", "endseq", "<pad>"
 
-#: Unicode categories removed from inside a token: punctuation (P*), symbols (S*),
-#: combining accents (Mn, after NFKD decomposition) and invisible format/control characters.
+#: Unicode categories removed inside a token: punctuation, symbols, accents (after NFKD), format and control.
 _DROPPED_CATEGORIES = ("P", "S", "Mn", "Cf", "Cc")
 
 
@@ -36,12 +30,8 @@ def _strip_token(token: str) -> str:
 
 
 def clean_caption(text: str) -> str:
-    """Clean one raw caption (lesson 02): the classic Flickr8k rules, made unicode-safe.
-
-    Lower case; punctuation removed *inside* tokens ("dog's" -> "dogs", "t-shirt" -> "tshirt"),
-    unicode punctuation and accents too ("café" -> "cafe"); tokens with a digit or another
-    non-letter dropped, and 1-letter tokens but "a". Nothing left gives ``""``.
-    """
+    """Clean one raw caption (lesson 02): lower case, punctuation and accents removed inside tokens ("dog's" ->
+    "dogs", "café" -> "cafe"), tokens with another non-letter dropped, and 1-letter ones but "a"; may give ``""``."""
     tokens = (_strip_token(token) for token in text.split())
     return " ".join(t for t in tokens if t.isalpha() and (len(t) > 1 or t == "a"))
 
@@ -52,13 +42,8 @@ def wrap(clean: str) -> str:
 
 
 class Vocabulary:
-    """Words <-> integer ids, built from the training captions (lesson 02).
-
-    ``words[i]`` is the word of id ``i``; id 0 is padding (``"<pad>"``), then the words by
-    descending training count (ties alphabetical). ``len(vocab)`` counts padding: it is the
-    Embedding's ``input_dim`` and the softmax size. ``max_len`` is the number of ids of the
-    longest encoded training caption, ``startseq`` and ``endseq`` included.
-    """
+    """Words <-> integer ids, built from the training captions (lesson 02): id 0 is padding, then the words by
+    training count; ``max_len`` counts the ids of the longest training caption, ``startseq`` and ``endseq`` too."""
 
     def __init__(self, words: list[str], counts: dict[str, int], max_len: int, min_count: int) -> None:
         if not words or words[0] != PAD or START not in words or END not in words:
@@ -66,15 +51,11 @@ class Vocabulary:
         self.words = list(words)
         self.index = {word: i for i, word in enumerate(self.words)}
         self.counts = dict(counts)
-        self.max_len = int(max_len)
-        self.min_count = int(min_count)
+        self.max_len, self.min_count = int(max_len), int(min_count)
 
     @classmethod
     def build(cls, wrapped_captions: Iterable[str], min_count: int = 10) -> Vocabulary:
-        """Keep the words seen at least ``min_count`` times in these (training!) captions.
-
-        ``startseq`` and ``endseq`` are kept whatever their count: decoding needs them.
-        """
+        """Keep ``startseq``, ``endseq`` and the words seen ``min_count`` times in these (training!) captions."""
         captions = list(wrapped_captions)
         counts = Counter(word for caption in captions for word in caption.split())
         kept = [w for w, n in counts.items() if n >= min_count or w in (START, END)]
@@ -108,19 +89,13 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Words of some ids joined by spaces: padding and ``startseq`` skipped, stop at ``endseq``."""
-        words = []
-        for i in map(int, ids):
-            if i == self.end_id:
-                break
-            if i not in (0, self.start_id):
-                words.append(self.words[i])
-        return " ".join(words)
+        before_end = itertools.takewhile(lambda i: i != self.end_id, map(int, ids))
+        return " ".join(self.words[i] for i in before_end if i not in (0, self.start_id))
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as readable JSON, atomically."""
-        write_json(
-            path, {"min_count": self.min_count, "max_len": self.max_len, "words": self.words, "counts": self.counts}
-        )
+        data = {"min_count": self.min_count, "max_len": self.max_len, "words": self.words, "counts": self.counts}
+        write_json(path, data)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
@@ -160,14 +135,9 @@ def _cached_text(folder: Path, dataset: Dataset, min_count: int) -> tuple[pd.Dat
 def prepare_text(
     dataset: Dataset, min_count: int = 10, folder: str | Path | None = None
 ) -> tuple[pd.DataFrame, Vocabulary]:
-    """Cleaned captions (a column ``tokens`` added) and the training split's vocabulary, as lesson 02 makes them.
-
-    Saved as ``captions.csv`` and ``vocab.json`` in ``folder`` (default: the dataset's
-    ``artifacts_dir``) and reused while the dataset's captions and ``min_count`` stay the same.
-    """
+    """Captions with a cleaned ``tokens`` column, and the training vocabulary (lesson 02); cached in ``folder``."""
     folder = Path(folder) if folder is not None else dataset.artifacts_dir
-    cached = _cached_text(folder, dataset, min_count)
-    if cached is not None:
+    if (cached := _cached_text(folder, dataset, min_count)) is not None:
         return cached
     table = dataset.captions.reset_index(drop=True)
     table = table.assign(tokens=[wrap(clean_caption(c)) for c in table["caption"]])

@@ -1,20 +1,12 @@
 """Training the captioner, resumably, on one device or several (lessons 07 and 10).
 
-:func:`train` fits the *sequence* model on whole captions (lesson 05's fast path), or the
-*prefix* model on the classic generator (``classic=True``), with Keras' own callbacks; its
-folder (the run's ``artifacts_dir`` in the lessons) holds what survives an interruption::
-
-    backup/            model and optimizer after the last finished epoch (BackupAndRestore)
-    best.weights.h5    the weights of the epoch with the lowest dev loss (ModelCheckpoint)
-    history.csv        loss, dev loss and seconds of every finished epoch (CSVLogger)
-
-Run ``train`` again after a crash or a Colab disconnect and it continues after the last
-finished epoch, early stopping counting the earlier epochs too.
+:func:`train` keeps ``backup/``, ``best.weights.h5`` and ``history.csv`` in its folder: run it again and it continues.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import shutil
 import time
@@ -59,10 +51,7 @@ def recipe(dataset_name: str, fast: bool = False) -> Recipe:
 
 
 def read_history(folder: str | Path) -> dict[str, list[float]]:
-    """``loss``, ``val_loss`` and ``seconds`` of the epochs the backup in ``folder`` holds (resume starts after them).
-
-    An epoch logged but not backed up (a crash between the two) runs again, and its new row counts.
-    """
+    """``loss``, ``val_loss`` and ``seconds`` of the epochs the backup in ``folder`` holds (lesson 07)."""
     path, backup = Path(folder) / HISTORY, Path(folder) / BACKUP / "training_metadata.json"
     if not path.exists() or not backup.exists():
         return {"loss": [], "val_loss": [], "seconds": []}
@@ -118,13 +107,8 @@ def train(
     seed: int | None = None,
     make_dataset: Callable[..., object] = caption_dataset,
 ) -> dict[str, list[float]]:
-    """Train with backups, early stopping and resume; end with the best epoch's weights (lesson 07).
-
-    ``features`` and the captions are what ``make_dataset`` takes (default
-    :func:`helpers.generators.caption_dataset`; lesson 10 streams from disk). ``batch_size``
-    counts captions (64), or images with ``classic=True`` (3). ``resume=False`` throws an
-    earlier run in ``folder`` away. Returns the history of every epoch, earlier runs' included.
-    """
+    """Train with backups, early stopping and resume (``resume=False`` starts over), ending with the best weights
+    (lesson 07). ``batch_size``: captions (64), or images with ``classic=True`` (3). Returns all epochs' history."""
     folder = Path(folder)
     model = captioner.prefix if classic else captioner.sequence
     if model is None:
@@ -142,23 +126,18 @@ def train(
         folder.mkdir(parents=True, exist_ok=True)
         max_len = None if captioner.prefix is None else int(captioner.prefix.get_layer("words").output.shape[1])
         if classic:
-            size = batch_size or 3
-            data = (CaptionPairs(features, train_captions, max_len, images_per_batch=size, seed=seed),)
-            data += (CaptionPairs(features, dev_captions, max_len, images_per_batch=size, shuffle=False),)
+            batches = functools.partial(CaptionPairs, features, max_len=max_len, images_per_batch=batch_size or 3)
         else:
-            size = batch_size or 64
-            data = (make_dataset(features, train_captions, batch_size=size, max_len=max_len, seed=seed),)
-            data += (make_dataset(features, dev_captions, batch_size=size, max_len=max_len, shuffle=False),)
+            batches = functools.partial(make_dataset, features, batch_size=batch_size or 64, max_len=max_len)
         best = min(history["val_loss"], default=None)
         model.fit(
-            data[0],
-            validation_data=data[1],
+            batches(train_captions, seed=seed),
+            validation_data=batches(dev_captions, shuffle=False),
             epochs=epochs,
             shuffle=False,  # both inputs shuffle themselves
             verbose=verbose,
             callbacks=[
-                # the log, the best weights, then the backup, which says where a resumed run starts: a crash
-                # between them runs an epoch again (read_history), and no finished epoch is lost
+                # the log, the best weights, then the backup (where a resumed run starts): no finished epoch is lost
                 EpochSeconds(),
                 keras.callbacks.CSVLogger(folder / HISTORY, append=True),
                 keras.callbacks.ModelCheckpoint(
@@ -171,10 +150,9 @@ def train(
         )
         history = read_history(folder)
     model.load_weights(folder / BEST)
-    best = int(np.argmin(history["val_loss"]))
-    print(
-        f"Lowest dev loss {history['val_loss'][best]:.4f} after epoch {best + 1} of {len(history['loss'])}: using those weights."
-    )
+    dev = history["val_loss"]
+    best = int(np.argmin(dev))
+    print(f"Lowest dev loss {dev[best]:.4f} after epoch {best + 1} of {len(dev)}: using those weights.")
     return history
 
 
@@ -182,10 +160,7 @@ def train(
 
 
 def split_cpu(devices: int = 2) -> list[str]:
-    """Split the CPU into ``devices`` logical devices, to try MirroredStrategy without GPUs (lesson 10).
-
-    TensorFlow allows it only before it first uses a device: right after the setup cell.
-    """
+    """Split the CPU into ``devices`` logical devices for MirroredStrategy (lesson 10): right after the setup cell."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -209,11 +184,8 @@ def global_batch_size(per_replica: int, strategy) -> int:
 def scaled_learning_rate(
     global_batch: int, base_rate: float = 1e-3, base_batch: int = 64, rule: str = "linear"
 ) -> float:
-    """The learning rate for ``global_batch`` from one that works at ``base_batch`` (lesson 10).
-
-    ``linear``: times the batch factor (Goyal et al. 2017, for SGD; with Adam a starting
-    point); ``sqrt``: times its square root, the milder rule often used with Adam; ``none``.
-    """
+    """The learning rate for ``global_batch`` from one that works at ``base_batch`` (lesson 10): times the batch
+    factor (``linear``), its square root (``sqrt``), or unchanged (``none``)."""
     factors = {"linear": global_batch / base_batch, "sqrt": math.sqrt(global_batch / base_batch), "none": 1.0}
     if rule not in factors:
         raise CourseError(f"rule must be 'linear', 'sqrt' or 'none', got {rule!r}.")
@@ -221,11 +193,7 @@ def scaled_learning_rate(
 
 
 def distributed_captioner(strategy, vocab_size: int, max_len: int, embedding_matrix=None, learning_rate: float = 1e-3):
-    """The captioner built and compiled inside ``strategy.scope()``: one mirrored copy per replica (lesson 10).
-
-    Train it with :func:`train` inside the same scope. Across several workers it gets
-    :func:`helpers.system.compat.keras_multi_worker_fixes`.
-    """
+    """The captioner built and compiled inside ``strategy.scope()``, for :func:`train` in that scope (lesson 10)."""
     import tensorflow as tf
 
     from helpers.model import compile_captioner
