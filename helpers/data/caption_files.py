@@ -1,7 +1,6 @@
 """Caption and split files as people have them: Flickr8k's token file, Kaggle's captions.txt (lesson 01).
 
-Each reader returns a table ``image, caption`` and skips the lines it cannot read with one
-note naming them, so a hand-made or re-saved file loads instead of failing.
+Each reader returns a table ``image, caption`` and skips the lines it cannot read with one note.
 """
 
 from __future__ import annotations
@@ -36,12 +35,8 @@ def read_split_file(path: Path) -> list[str]:
 
 
 def read_captions_csv(path: Path) -> pd.DataFrame:
-    """Parse a Kaggle-style ``captions.txt`` into ``image, caption``.
-
-    Kaggle's lines are ``image,caption`` (split at the first comma: its captions hold commas)
-    under a header. Also read: no header, CSV-quoted captions, token-file lines, Flickr30k's
-    ``image| N| caption``, blank lines, Windows line ends; other lines skipped with a note.
-    """
+    """Parse a Kaggle-style ``captions.txt`` (``image,caption`` lines under a header) into ``image, caption``;
+    also no header, CSV-quoted captions, token-file lines and Flickr30k's ``image| N| caption``."""
     return _read_rows(path, caption_row, "no image name and caption", header=True)
 
 
@@ -70,10 +65,7 @@ def _token_row(line: str) -> tuple[str, str] | None:
 def _read_rows(
     path: Path, parse: Callable[[str], tuple[str, str] | None], why: str, header: bool = False
 ) -> pd.DataFrame:
-    """The rows ``parse`` makes of the file's non-blank lines, the others named in one note.
-
-    With ``header``, a first line whose image field is no file name (``image,caption``) is the header.
-    """
+    """The rows ``parse`` makes of the file's non-blank lines (but a ``header``), the others named in one note."""
     rows, bad = [], []
     lines = [(number, line) for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
     for number, line in lines:

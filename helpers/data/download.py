@@ -1,8 +1,6 @@
 """Resumable, checksummed downloads with a progress bar; zip extraction; Keras' ResNet50 weights (lessons 01, 03).
 
-A download goes to ``<name>.part`` first; an interrupted one keeps it, and the next attempt
-asks the server for the rest (an HTTP ``Range`` request). Only a complete file whose MD5
-matches gets its final name.
+A download goes to ``<name>.part``, resumed by the next attempt; only a whole file with the right MD5 is kept.
 """
 
 from __future__ import annotations
@@ -29,11 +27,8 @@ TIMEOUT_S = 60
 
 def md5sum(path: str | os.PathLike) -> str:
     """MD5 of a file, read in chunks (archives can be larger than memory)."""
-    digest = hashlib.md5()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def _open(url: str, start: int, timeout: float):
@@ -56,11 +51,7 @@ def _open(url: str, start: int, timeout: float):
 def download(
     url: str, dest: str | os.PathLike, md5: str | None = None, desc: str | None = None, timeout: float = TIMEOUT_S
 ) -> Path:
-    """Download ``url`` to ``dest`` (resuming a ``.part`` file) and check its MD5.
-
-    Returns ``dest`` at once when it already exists. Every failure raises a one-line
-    :class:`CourseError`; a wrong checksum deletes the bad file so the next run starts over.
-    """
+    """Download ``url`` to ``dest`` unless it exists, resuming a ``.part`` file; check its MD5; raise CourseError."""
     dest = Path(dest)
     if dest.exists():
         return dest
@@ -87,11 +78,10 @@ def download(
 
 
 def _copy(response, part: Path, start: int, total: int | None, desc: str, url: str) -> None:
-    mode = "ab" if start else "wb"
     done = start
     try:
         with (
-            open(part, mode) as out,
+            open(part, "ab" if start else "wb") as out,
             tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=desc) as bar,
         ):
             for block in iter(lambda: response.read(CHUNK), b""):
@@ -111,11 +101,7 @@ def _copy(response, part: Path, start: int, total: int | None, desc: str, url: s
 
 
 def unzip(archive: Path, scratch: Path, keep: Callable[[str], bool] = lambda member: True) -> Path:
-    """Extract the members of a zip archive that ``keep`` accepts into a fresh ``scratch`` folder (lesson 01).
-
-    ``__MACOSX/`` junk is left out; files keep the archive's modification times (so checks
-    keyed by size and time survive unpacking on a new machine). A damaged archive is deleted.
-    """
+    """Extract the members ``keep`` accepts into a fresh ``scratch`` folder, with their times; delete a bad archive."""
     shutil.rmtree(scratch, ignore_errors=True)
     try:
         with zipfile.ZipFile(archive) as zipped:

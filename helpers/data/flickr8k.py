@@ -1,8 +1,6 @@
 """Flickr8k's archives and layout (lesson 01; Hodosh, Young & Hockenmaier 2013, JAIR 47).
 
-The de facto standard mirror holds two archives; :func:`prepare_flickr8k` downloads them
-(resumably, checked by MD5) and unpacks them once; the text archive alone is enough for the
-lessons that need no image (02, 04).
+:func:`prepare_flickr8k` downloads the two archives and unpacks them once; the text one serves lessons 02 and 04.
 """
 
 from __future__ import annotations
@@ -40,15 +38,10 @@ def is_prepared(root: Path) -> bool:
 
 
 def prepare_flickr8k(archives_dir: Path, root: Path, url: str, images: bool = True) -> Path:
-    """Download the archives into ``archives_dir`` (resumably) and unpack them into ``root`` once; return ``root``.
-
-    ``url`` is a mirror's base URL (``CAPTION_FLICKR8K_URL``); ``images=False`` fetches only the
-    2.2 MB text archive when the images are not there yet.
-    """
-    wanted = [TEXT_ARCHIVE, IMAGES_ARCHIVE] if images else [TEXT_ARCHIVE]
-    for archive in wanted:
-        done = is_prepared(root) if archive == IMAGES_ARCHIVE else has_text(root)
-        if not done:
+    """Download the archives from ``url`` (a mirror's base URL) into ``archives_dir`` and unpack them into ``root``
+    once; return ``root``. ``images=False`` fetches only the text archive when the images are not there yet."""
+    for archive in [TEXT_ARCHIVE, IMAGES_ARCHIVE] if images else [TEXT_ARCHIVE]:
+        if not (is_prepared(root) if archive == IMAGES_ARCHIVE else has_text(root)):
             _unpack(download(f"{url}/{archive}", archives_dir / archive, md5=ARCHIVES[archive]), root)
     return root
 

@@ -1,18 +1,14 @@
 """Image files: which ones can be used, and reading them upright (lesson 01).
 
-:func:`inspect_image` reads only the header (what the file is, whether it can be used, its
-EXIF orientation); :func:`check_image` also finds truncated files (the end marker of a JPEG or
-PNG, else a reduced-size decode). :func:`check_images` checks a dataset once, in threads,
-remembering each verdict with the file's size and time. Grey, palette, RGBA, CMYK and
-PNG-named-.jpg images are fine: every reader converts them to RGB.
+:func:`check_images` checks a dataset once, remembering each verdict with the file's size and time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,7 +31,7 @@ except ImportError:
     pass
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ImageInfo:
     """What the header says: ``problem`` (None if usable), format, and EXIF ``orientation`` (1 = upright)."""
 
@@ -115,13 +111,10 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
 
 
 def check_images(
-    paths: Iterable[Path], record: Path | None = None, earlier: Path | None = None, threads: int | None = None
+    paths: Iterable[Path], record: Path | None = None, earlier: Path | None = None
 ) -> dict[Path, ImageInfo]:
-    """:func:`check_image` of every path, in threads, remembering the verdicts in ``record`` (JSON) (lesson 01).
-
-    A file whose size and modification time match the record (or, while there is none, the
-    ``earlier`` one: an instructor's) is not opened again.
-    """
+    """:func:`check_image` of every path, in threads, remembering the verdicts in ``record`` (JSON) (lesson 01);
+    a file whose size and time match the record (or, while there is none, the ``earlier`` one) is not opened again."""
     paths = list(paths)
     source = record if record is not None and record.exists() else earlier
     known = read_json(source) if source is not None and source.exists() else {}
@@ -134,21 +127,10 @@ def check_images(
         else:
             todo.append(path)
     if todo:
-        with ThreadPoolExecutor(threads or min(8, os.cpu_count() or 1)) as pool:
-            checked = pool.map(check_image, todo)
-            for path, info in tqdm(
-                zip(todo, checked), total=len(todo), desc="checking images", unit="img", disable=len(todo) < 500
-            ):
-                results[path] = info
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            checked = zip(todo, pool.map(check_image, todo))
+            results.update(tqdm(checked, total=len(todo), desc="checking images", unit="img", disable=len(todo) < 500))
     if record is not None and todo:
-        entries = {
-            path.name: {
-                "stamp": stamps[path],
-                "problem": info.problem,
-                "format": info.format,
-                "orientation": info.orientation,
-            }
-            for path, info in results.items()
-        }
+        entries = {path.name: {"stamp": stamps[path], **dataclasses.asdict(info)} for path, info in results.items()}
         write_json(record, {**known, **entries})
     return results

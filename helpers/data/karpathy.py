@@ -1,8 +1,6 @@
 """Karpathy's split files of Flickr30k and COCO, and COCO's images (lesson 10).
 
-Karpathy & Fei-Fei (CVPR 2015) published one JSON file per dataset listing every image with
-its ``split`` and ``sentences``: the splits papers report on. :func:`read_karpathy_file` turns
-one into a captions table; :func:`prepare_karpathy` downloads it, and COCO's public images.
+Karpathy & Fei-Fei (CVPR 2015) list every image with its ``split`` and ``sentences``: the splits papers report on.
 """
 
 from __future__ import annotations
@@ -34,16 +32,11 @@ FLICKR30K_PAGE = "http://shannon.cs.illinois.edu/DenotationGraph/"
 
 def karpathy_file(folder: Path) -> Path | None:
     """The ``dataset_*.json`` split file in ``folder``, or None."""
-    found = sorted(folder.glob("dataset_*.json"))
-    return found[0] if found else None
+    return min(folder.glob("dataset_*.json"), default=None)
 
 
 def read_karpathy_file(folder: Path) -> tuple[pd.DataFrame, Path, dict[str, str]]:
-    """The captions table (``image, caption, split``), images folder and image subfolders of a Karpathy folder.
-
-    restval joins train and val becomes dev; COCO's images are found through their
-    ``filepath`` (``train2014/``, ``val2014/``), others' in the first usual folder holding them.
-    """
+    """The captions table, images folder and image subfolders (COCO) of a Karpathy folder (restval trains)."""
     path = karpathy_file(folder)
     if path is None:
         raise CourseError(f"{folder} has no dataset_*.json split file (Karpathy layout).")
@@ -57,11 +50,8 @@ def read_karpathy_file(folder: Path) -> tuple[pd.DataFrame, Path, dict[str, str]
         if split is None:
             unknown.add(str(record.get("split")))
             continue
-        rows += [
-            (record["filename"], s["raw"].strip(), split)
-            for s in record.get("sentences", [])
-            if s.get("raw", "").strip()
-        ]
+        sentences = [s["raw"].strip() for s in record.get("sentences", []) if s.get("raw", "").strip()]
+        rows += [(record["filename"], sentence, split) for sentence in sentences]
     if unknown:
         print(f"Note: skipped images of unknown split(s) {sorted(unknown)} in {path.name}.")
     images_dir, subfolders = _karpathy_images(folder, path, records)
@@ -92,11 +82,7 @@ def _karpathy_images(folder: Path, path: Path, records: list[dict]) -> tuple[Pat
 
 
 def prepare_karpathy(name: str, root: Path) -> Path:
-    """Download Karpathy's split file of ``name`` into ``root`` once, and for COCO its images (lesson 10).
-
-    COCO's images are public (about 19 GB of zip archives, resumable; each archive is
-    deleted once extracted). Flickr30k's are not: :func:`read_karpathy_file` says how to get them.
-    """
+    """Download Karpathy's split file of ``name`` into ``root`` once, and COCO's 19 GB of images (lesson 10)."""
     split_file = root / KARPATHY_DATASETS[name]
     if not split_file.exists():
         archive = download(KARPATHY_URL, root / "archives" / "caption_datasets.zip", desc="Karpathy split files")

@@ -1,7 +1,6 @@
 """The shapes dataset: coloured shapes with varied captions, generated offline (lesson 01).
 
-Deterministic, a few seconds for 1,000 images, in the Flickr8k layout so the same loader and
-every lesson run on it: the test suite's dataset and the workshop's Wi-Fi-proof fallback.
+Deterministic, in the Flickr8k layout: the test suite's dataset and the workshop's Wi-Fi-proof fallback.
 """
 
 from __future__ import annotations
@@ -58,8 +57,7 @@ def _draw(draw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, int
     if shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
     elif shape == "square":
-        side = r * 0.9
-        draw.rectangle([cx - side, cy - side, cx + side, cy + side], fill=fill)
+        draw.rectangle([cx - r * 0.9, cy - r * 0.9, cx + r * 0.9, cy + r * 0.9], fill=fill)
     else:  # triangle
         draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=fill)
 
@@ -106,11 +104,7 @@ def _shapes_example(rng: np.random.Generator):
 
 
 def make_shapes(root: Path, split: dict[str, int] = SHAPES_SPLIT, seed: int = 0) -> Path:
-    """Generate the shapes dataset in the Flickr8k layout into ``root``, unless it holds this version already.
-
-    Each image holds one or two coloured shapes (colour, shape, size, position, background)
-    and comes with five captions in varied wording.
-    """
+    """Generate the shapes dataset (Flickr8k layout) into ``root``, unless it holds this version already (lesson 01)."""
     marker = root / "VERSION"
     stamp = f"{SHAPES_VERSION} {seed} {split}"
     if marker.exists() and marker.read_text().strip() == stamp:

@@ -1,13 +1,11 @@
 """Google Colab: lessons that continue each other on fresh VMs, and the versions Colab ships (every setup cell).
 
-Every Colab badge opens a new VM. :func:`keep_on_drive` points ``CAPTION_DATA_DIR`` at Google
-Drive, so archives, features, vocabulary and models survive from lesson to lesson, and
-``CAPTION_UNPACK_DIR`` at the VM's own disk, where the images are unpacked: reading thousands
-of small files from Drive is slow.
+:func:`keep_on_drive` keeps the course's data on Google Drive, so each lesson's new VM finds the last one's.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +20,7 @@ SUPPORTED = {"python": "3.11", "tensorflow": "2.19", "keras": "3.10", "numpy": "
 def keep_on_drive(
     mount: Callable[[str], object] | None = None, folder: str = DRIVE_FOLDER, unpack_to: str = LOCAL_FOLDER
 ) -> Path:
-    """Mount Google Drive (``mount``: ``google.colab.drive.mount``) and keep the course's data there.
-
-    A ``CAPTION_DATA_DIR`` or ``CAPTION_UNPACK_DIR`` set before is kept as it is.
-    """
+    """Mount Google Drive (with ``mount``) and keep the course's data there, unless ``CAPTION_DATA_DIR`` is set."""
     if mount is None:
         from google.colab import drive
 
@@ -44,13 +39,8 @@ def keep_on_drive(
 
 def _release(version: str) -> tuple[int, ...]:
     """``"2.19.0rc1"`` -> ``(2, 19)``: the release numbers that decide support."""
-    numbers = []
-    for part in version.split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
-        if not digits:
-            break
-        numbers.append(int(digits))
-    return tuple(numbers)
+    parts = itertools.takewhile(lambda part: part[:1].isdigit(), version.split(".")[:2])
+    return tuple(int("".join(filter(str.isdigit, part))) for part in parts)
 
 
 def too_old(found: dict[str, str], supported: dict[str, str] = SUPPORTED) -> list[str]:

@@ -1,7 +1,6 @@
 """Workarounds for bugs in libraries the course uses, each reaching into a private API (lessons 09 and 10).
 
-Only here, so a teacher sees at once what touches library internals. Each names the versions
-it was checked with; ``tests/test_compat.py`` fails once the library fixes the bug.
+Only here, so a teacher sees what touches library internals; ``tests/test_compat.py`` fails once a bug is fixed.
 """
 
 from __future__ import annotations
@@ -18,13 +17,9 @@ KERAS_MULTI_WORKER_CHECKED = ("3.10", "3.15")
 
 
 def keras_multi_worker_fixes(models: Iterable) -> None:
-    """Work around two places where Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (lesson 10).
-
-    Checked with Keras 3.10 and 3.15 on TensorFlow 2.19 and 2.21 (keras-team/keras#20585,
-    tensorflow/tensorflow#72388): ``fit`` all-reduces the first batch to learn its shapes
-    (fixed per model: this worker's own part gives them), and averages each replica's scalar
-    loss with ``axis=0`` (fixed for the process: ``axis=None``). Other Keras versions: one line.
-    """
+    """Work around two places where Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (lesson 10;
+    keras-team/keras#20585): the first batch's shapes, and scalar losses averaged with ``axis=0``. Checked
+    with Keras 3.10 and 3.15 only: other versions raise a CourseError."""
     import keras
     from keras import tree
     from keras.src.backend.tensorflow import trainer
@@ -66,10 +61,7 @@ def _symbolic_build_from_local_batch(model, iterator=None, data_batch=None) -> N
 @contextmanager
 def meteor_scorer() -> Iterator[Callable[[dict, dict], float | None] | None]:
     """A running METEOR jar (Java starts once for any number of scores), or None with a note (lesson 09).
-
-    pycocoevalcap 1.2's ``Meteor`` keeps its lock when the jar dies mid-score, and its
-    destructor then hangs: the lock is released here, and its pipes closed.
-    """
+    pycocoevalcap 1.2's ``Meteor`` keeps its lock when the jar dies, and then hangs: the lock is released here."""
     if shutil.which("java") is None:
         print("METEOR skipped: it needs Java (e.g. `apt install default-jre` or `conda install openjdk`).")
         yield None

@@ -16,10 +16,7 @@ from helpers.system.errors import CourseError
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds.
-
-    A full disk becomes a one-line CourseError; the old file (or none) stays.
-    """
+    """A temporary path next to ``path`` that replaces it if the block succeeds (a full disk: a CourseError)."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     # same folder (an atomic rename) and same suffix (Keras and NumPy insist on it)
@@ -32,13 +29,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
-    except OSError as error:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             raise CourseError(f"The disk is full while writing {final}: free some space and run again.") from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
 
 

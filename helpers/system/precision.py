@@ -1,11 +1,6 @@
 """The number format ResNet50 computes the features in, chosen by measuring this machine (lesson 03).
 
-16-bit arithmetic can make convolutions much cheaper: bfloat16 on CPUs with native bfloat16
-instructions (``avx512_bf16``, AMX's ``amx_bf16``) through TensorFlow's oneDNN graph rewrite,
-float16 on NVIDIA GPUs with tensor cores through Keras' ``mixed_float16`` policy. Whether it
-is cheaper *here* is measured: ``auto`` runs a short probe once, takes the cheapest precision
-whose features agree with float32's, and remembers the verdict for this machine (CPU model,
-flags, GPUs, TensorFlow version). The features come out as float32 whatever the arithmetic.
+``auto`` measures once per machine the cheapest (bfloat16 on CPUs, float16 on GPUs) that agrees with float32.
 """
 
 from __future__ import annotations
@@ -45,9 +40,8 @@ def _cpuinfo(key: str) -> str:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return ""
-    return next(
-        (value.strip() for name, _, value in (line.partition(":") for line in lines) if name.strip() == key), ""
-    )
+    found = [value.strip() for name, _, value in (line.partition(":") for line in lines) if name.strip() == key]
+    return found[0] if found else ""
 
 
 def gpu_capabilities() -> list[tuple[int, int]]:
@@ -92,9 +86,7 @@ def cosines(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def measure(options: list[str], run: Callable[[str], Callable], images: int = 16, repeats: int = 3) -> dict:
     """``{precision: (ms per image, features)}`` of ``images`` synthetic photos; ``run(precision)`` is the extractor.
-
-    Without a GPU the milliseconds are CPU time: a shared machine's wall clock is noisy.
-    """
+    Without a GPU the milliseconds are CPU time (a shared machine's wall clock is noisy)."""
     import keras
     import tensorflow as tf
 
@@ -118,11 +110,7 @@ def measure(options: list[str], run: Callable[[str], Callable], images: int = 16
 
 
 def verdict(record: Path | None, measure: Measure) -> dict:
-    """``auto``'s choice on this machine with the numbers behind it, measured once and kept in ``record``.
-
-    ``record`` (JSON) keeps one verdict per machine (:func:`machine`), so a data folder shared
-    by several machines (Google Drive) holds each one's; None measures without remembering.
-    """
+    """``auto``'s choice here and the numbers behind it, measured once per :func:`machine` into ``record``."""
     here, options = machine(), candidates(cpu_flags(), gpu_capabilities())
     if len(options) == 1:
         return {"chosen": "float32", "timings": {}, "agreement": {}, "machine": here}
@@ -157,12 +145,8 @@ def summary(setting: str, record: Path) -> str:
         return f"{setting} (CAPTION_PRECISION={setting})"
     if len(candidates(cpu_flags(), gpu_capabilities())) == 1:
         return describe({"timings": {}})
-    known = read_json(record) if record.exists() else {}
-    found = known.get(machine())
+    found = (read_json(record) if record.exists() else {}).get(machine())
     return describe(found) if found else "auto: measured the first time features are extracted here (a few seconds)"
-
-
-# ---------------------------------------------------------------- running in a precision
 
 
 @contextlib.contextmanager
@@ -181,8 +165,7 @@ def keras_policy(precision: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def bfloat16_rewrite() -> Iterator[None]:
-    """Run the ``tf.function`` calls inside with oneDNN's bfloat16 rewrite: a process-wide option, so only those
-    calls are rewritten (a Keras training step outside keeps float32); not for several threads at once."""
+    """Run the ``tf.function`` calls inside with oneDNN's bfloat16 rewrite (process-wide: one thread at a time)."""
     import tensorflow as tf
 
     before = tf.config.optimizer.get_experimental_options().get(BFLOAT16_REWRITE, False)
@@ -207,13 +190,7 @@ def in_precision(function: Callable, precision: str) -> Callable:
 
 
 def fold_batch_norms(model):
-    """A copy of ResNet50 with every batch norm folded into the convolution before it (lesson 03).
-
-    At inference a batch norm scales and shifts each channel by constants, which the
-    convolution's kernel and bias can do: the same features to float rounding, and one fused
-    oneDNN operation per convolution (benchmarks/RESULTS.md measures the gain). ResNet50 names
-    each batch norm after its convolution (``conv2_block1_1_conv`` -> ``conv2_block1_1_bn``).
-    """
+    """A copy of ResNet50, each batch norm folded into the convolution before it: faster, same features (lesson 03)."""
     import keras
 
     def clone(layer):

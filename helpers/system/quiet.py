@@ -1,11 +1,6 @@
 """Import TensorFlow without the start-up lines it writes to stderr, keeping everything else (every setup cell).
 
-TensorFlow 2.2x logs "oneDNN custom operations are on" from a library initializer that runs
-before ``TF_CPP_MIN_LOG_LEVEL`` applies, after abseil's "All log messages before
-absl::InitializeLog()" line, so no setting hides them. :func:`import_tensorflow` points file
-descriptor 2 at a temporary file while TensorFlow loads (a file: a pipe could fill and stall
-the import), then writes back what it caught without those lines. Errors still come through,
-once the import returns. With ``TF_CPP_MIN_LOG_LEVEL=0`` (all logs asked for) nothing is held back.
+:func:`import_tensorflow` catches stderr in a file while TensorFlow loads, then writes back all but those lines.
 """
 
 from __future__ import annotations

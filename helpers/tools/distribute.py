@@ -6,8 +6,6 @@ Several machines read their role from ``TF_CONFIG`` and run the same program::
                 "task": {"type": "worker", "index": 0}}' python -m helpers train
 
 ``python -m helpers local-cluster --workers 2`` starts such workers on 127.0.0.1 (:func:`local_cluster`).
-TensorFlow and the helpers are imported inside the functions: a multi-worker strategy must
-start before TensorFlow does any work.
 """
 
 from __future__ import annotations
@@ -42,12 +40,9 @@ def strategy_from_environment():
 
     if sum(len(tasks) for tasks in cluster_from_environment().values()) > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-    if not gpus and len(cpus) > 1:
-        return tf.distribute.MirroredStrategy([cpu.name for cpu in cpus])
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     return tf.distribute.get_strategy()
 
 
@@ -71,11 +66,8 @@ def tf_config(workers: Sequence[str], index: int) -> str:
 def local_cluster(
     command: Sequence[str], workers: int = 2, *, timeout: float = 600, log_dir: str | Path | None = None
 ) -> list[Path]:
-    """Run ``command`` (a Python module or script and its arguments) as ``workers`` workers on 127.0.0.1 (lesson 10).
-
-    Each worker gets its ``TF_CONFIG`` and writes ``worker-<i>.log`` in ``log_dir``; when one fails, its
-    log's end is printed and the others are stopped (they would wait for it), as all are after ``timeout``.
-    """
+    """Run ``command`` (a Python module or script and its arguments) as ``workers`` workers on 127.0.0.1 (lesson 10),
+    each logging to ``log_dir/worker-<i>.log``; when one fails, or after ``timeout``, all are stopped."""
     hosts = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     log_dir = Path(log_dir or Path.cwd())
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -86,15 +78,14 @@ def local_cluster(
         for index, log in enumerate(logs):
             env = dict(os.environ, TF_CONFIG=tf_config(hosts, index))
             with open(log, "w") as out:
-                processes.append(
-                    subprocess.Popen([sys.executable, *command], env=env, stdout=out, stderr=subprocess.STDOUT)
-                )
+                worker = subprocess.Popen([sys.executable, *command], env=env, stdout=out, stderr=subprocess.STDOUT)
+            processes.append(worker)
         while any(p.poll() is None for p in processes) or any(p.returncode for p in processes):
-            failed = [i for i, p in enumerate(processes) if p.poll() not in (None, 0)]
-            if failed:
-                print(f"--- the end of {logs[failed[0]]}:\n{tail(logs[failed[0]])}")
+            failed = next((i for i, p in enumerate(processes) if p.poll() not in (None, 0)), None)
+            if failed is not None:
+                print(f"--- the end of {logs[failed]}:\n{tail(logs[failed])}")
                 raise CourseError(
-                    f"Worker {failed[0]} failed (exit status {processes[failed[0]].returncode}): see {logs[failed[0]]}."
+                    f"Worker {failed} failed (exit status {processes[failed].returncode}): see {logs[failed]}."
                 )
             if time.monotonic() > deadline:
                 raise CourseError(f"The workers did not finish within {timeout:.0f} s: see {log_dir}/worker-*.log.")
@@ -112,15 +103,9 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-# ---------------------------------------------------------------- the whole chain, distributed
-
-
 def train_distributed(settings, *, per_replica_batch: int = 64, lr_rule: str = "linear", epochs=None, dtype="float32"):
-    """The whole chain on this machine's devices, or as a worker of TF_CONFIG's cluster (``python -m helpers train``).
-
-    Every worker loads the same data and shuffles it with the same seed: TensorFlow gives each its
-    share of every batch. Worker 0 saves its bundle in ``distributed/``, the others in ``worker-<i>``.
-    """
+    """The whole chain on this machine's devices, or as a worker of TF_CONFIG's cluster (``python -m helpers train``);
+    worker 0 saves its bundle in ``distributed/``, the others in ``distributed/worker-<i>``."""
     strategy = strategy_from_environment()  # first: MultiWorkerMirroredStrategy must start before TensorFlow works
     from helpers.course import prepare_course_data
     from helpers.features import feature_store
