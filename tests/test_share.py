@@ -108,7 +108,8 @@ def test_the_litert_model_is_smaller_and_captions_alike(bundle, photos, weights,
     )
     expected, _ = caption_photos(photos, bundle, 1, precision="float32")
     same = np.mean([caption == expected[photo] for caption, photo in zip(greedy(lite, bundle.vocab, found), photos)])
-    assert same >= 0.5, f"only {same:.0%} of the greedy captions unchanged"
+    # 56% for the merge model when the converter folds image_norm into image_dense (int8 zeroes half the weights)
+    assert same >= 0.8, f"only {same:.0%} of the greedy captions unchanged"
     assert (
         beam_search(lite, bundle.vocab, exact, beam_width=3) == beam_search(bundle.captioner, bundle.vocab, exact, 3)
         or weights == "int8"
