@@ -6,7 +6,7 @@
     python -m benchmarks --course-epochs 10 --feature-images 1024
 
 Stages, in this order, each a module of its own (``python -m benchmarks.<stage> --help``): features, precision,
-training, decoding, glove, course, attention. The synthetic workload is made first, once; before each stage the run waits (a
+training, decoding, glove, course, share, attention. The synthetic workload is made first, once; before each stage the run waits (a
 minute at most) for the load of the one before to die down, and the report states the load around every stage.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import attention, course, decoding, features, glove, precision, report, settle, training
+from benchmarks import attention, course, decoding, features, glove, precision, report, settle, share, training
 from benchmarks.workload import FULL_IMAGES, WORK, make_workload
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -36,6 +36,7 @@ SIZES = [
     ("decode_images", 1000, 100, "images for the batched decoders"),
     ("decode_loop_images", 20, 5, "images for the per-word predict loop"),
     ("course_epochs", 5, 1, "training epochs of the whole course"),
+    ("share_photos", 256, 32, "test photos captioned by lesson 12's artifacts (after the course stage)"),
     ("glove_words", 400_000, 400_000, "words in the GloVe text file"),
 ]
 #: Each stage's module (its ``summary`` and ``section`` turn the results into the report) and its run at these sizes.
@@ -46,6 +47,7 @@ STAGES: dict[str, tuple[ModuleType, Callable[[argparse.Namespace], dict]]] = {
     "decoding": (decoding, lambda o: decoding.bench(o.decode_images, o.decode_loop_images)),
     "glove": (glove, lambda o: glove.bench(o.glove_words)),
     "course": (course, lambda o: course.bench(o.workload, o.course_epochs)),
+    "share": (share, lambda o: share.bench(o.workload, o.share_photos)),
     "attention": (attention, lambda o: attention.bench(o.captions)),
 }
 
