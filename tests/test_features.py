@@ -437,3 +437,20 @@ def test_the_grid_and_the_pooled_vectors_come_from_one_pass(tmp_path, monkeypatc
     np.testing.assert_allclose(pooled.features, pooled_only.features, rtol=1e-5, atol=1e-5)
     again = features.extract_features(paths, cache_dir=cache, grid=True)
     assert again.features.dtype == np.float16 and again.images == grid.images
+
+
+def test_the_grid_pass_leaves_lesson_03s_pooled_rows_as_they_are(tmp_path):
+    """Lesson 07's model was trained on the pooled cache: lesson 11's grid pass adds rows, never rewrites them."""
+    paths = good_images(tmp_path / "images", 4)
+    cache = tmp_path / "cache"
+    features.extract_features(paths[:2], cache_dir=cache)  # lesson 03 (two images, say)
+    folder = features.cache_folder(cache, "none")
+    array = np.load(folder / "features.npy", mmap_mode="r+")
+    array[:] = 7.0  # a marker no extraction would write
+    array.flush()
+    del array
+    features.extract_features(paths, cache_dir=cache, grid=True)  # lesson 11: all four, both kinds
+    pooled = features.extract_features(paths, cache_dir=cache)
+    marked = [p.name for p in paths[:2]]
+    assert (pooled.lookup(marked) == 7.0).all(), "the grid pass rewrote rows lesson 03 had computed"
+    assert not (pooled.lookup([p.name for p in paths[2:]]) == 7.0).any()  # the new ones were filled by the pass

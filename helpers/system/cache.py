@@ -161,13 +161,16 @@ def fill(
         f"Feature cache {folders[-1]}: {cached} of {len(paths)} images cached, {len(known_bad)} known unreadable, "
         f"extracting {len(pending)}."
     )
-    reserved = [
-        reserve(folder, [p.name for p in pending], shape, dtype) for folder, (_, shape, dtype) in recipes.items()
-    ]
+    reserved = []  # rows for what each folder lacks: a folder's finished rows are never rewritten
+    for folder, (_, shape, dtype) in zip(folders, recipes.values()):
+        finished = rows(folder)
+        reserved.append(reserve(folder, [p.name for p in pending if p.name not in finished], shape, dtype))
 
     def save(images: list[str], arrays: dict[str, np.ndarray]) -> None:
         for folder, where, values in zip(folders, reserved, arrays.values()):  # one pass fills every folder
-            write_rows(folder, [where[image] for image in images], values)
+            new = [i for i, image in enumerate(images) if image in where]
+            if new:
+                write_rows(folder, [where[images[i]] for i in new], values[new])
 
     skipped = known_bad | compute(pending, save)
     for folder in folders:
