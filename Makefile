@@ -84,9 +84,11 @@ OLDEST_DATA_DIR ?= $(CURDIR)/.test-data-oldest
 OLDEST_ENV := $(CI_SETTINGS) CAPTION_DATA_DIR=$(OLDEST_DATA_DIR) PYTHONPATH=$(CURDIR) PYDEVD_DISABLE_FILE_VALIDATION=1
 # What can depend on the library versions: the unit tests, and the lessons that use the most
 # library surface (features, training, decoding and your own photo without ipywidgets, tf.distribute).
-# The static checks (pins, clean notebooks, the solutions' copies) and the benchmark machinery run in .venv only.
+# The static checks (pins, clean notebooks, the solutions' copies), the benchmark machinery, and the lesson runs
+# on the real Flickr8k text and from a shared folder (they test the course's files, not the libraries) run in .venv only.
 OLDEST_TESTS ?= tests --ignore=tests/test_benchmarks.py --ignore=tests/test_environment.py \
 	--ignore=tests/test_notebooks.py --ignore=tests/test_exercises.py --ignore=tests/test_lab.py \
+	--ignore=tests/test_workshop.py --ignore=tests/test_flickr8k_text.py \
 	notebooks/03_transfer_learning_features.ipynb notebooks/07_training.ipynb notebooks/08_inference.ipynb \
 	notebooks/10_going_further.ipynb
 
