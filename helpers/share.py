@@ -138,11 +138,13 @@ def export_savedmodel(bundle: Bundle, folder: str | Path, beam_width: int = 1) -
     return Path(folder)
 
 
-def quantize(bundle: Bundle, target: str | Path, weights: str = "int8") -> Path:
+def quantize(bundle: Bundle, target: str | Path, weights: str = "int8", fold: bool = False) -> Path:
     """A LiteRT (TFLite) model of the image encoder and the one-word decoder, weights in int8 or float16 (lesson 12).
 
-    int8 is dynamic-range quantization: weights stored in 8 bits, activations computed in float.
+    int8 is dynamic-range quantization: weights stored in 8 bits, each layer's input rounded to 8 bits as it runs.
     Its signatures ``encode`` (pixels), ``start`` (features) and ``step`` serve :class:`LiteCaptioner`.
+    ``fold=True`` lets the converter fold a batch norm into the Dense layer after it, as it does by default:
+    in int8 that rounds many of the folded weights to 0 (lesson 12 measures it).
     """
     if weights not in ("int8", "float16"):
         raise CourseError(f"weights must be 'int8' or 'float16', got {weights!r}.")
@@ -170,9 +172,7 @@ def quantize(bundle: Bundle, target: str | Path, weights: str = "int8") -> Path:
         archive.write_out(parts, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(parts, signature_keys=["encode", "start", "step"])
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        # Folding the batch norm's scale into the next Dense layer spreads its weights so far that int8 rounds
-        # about half of them to 0 (lesson 12 measures it): keep the two apart. A private switch of TensorFlow's.
-        converter._experimental_disable_fuse_mul_and_fc = True
+        converter._experimental_disable_fuse_mul_and_fc = not fold  # a private switch of TensorFlow's converter
         if weights == "float16":
             converter.target_spec.supported_types = [tf.float16]
         Path(target).write_bytes(converter.convert())
@@ -217,9 +217,10 @@ class LiteCaptioner:
     def features(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
         """The LiteRT encoder's features of image files, decoded by lesson 03's pipeline (all must be readable)."""
         encode = self.interpreter.get_signature_runner("encode")
+        turns = [inspect_image(path).orientation for path in paths]  # upright, as lesson 03's features
         rows = [
             next(iter(encode(pixels=batch.numpy()).values()))
-            for _, batch in image_pipeline(paths, batch_size=batch_size)
+            for _, batch in image_pipeline(paths, turns, batch_size=batch_size)
         ]
         return np.concatenate(rows)
 
@@ -261,7 +262,8 @@ def _maps(bundle: Bundle, features: np.ndarray, caption: str, photo: str) -> lis
     picture = np.asarray(open_rgb(photo).resize((224, 224)), dtype=np.float32)
     shown = []
     for word, alpha in zip([*words, "endseq"], alphas):
-        weight = np.kron(alpha.reshape(7, 7) / alpha.max(), np.ones((32, 32)))[..., None]
+        weight = np.kron(alpha.reshape(7, 7) / alpha.max(), np.ones((32, 32)))
+        weight = np.pad(weight, ((0, 16), (0, 16)), mode="edge")[16:, 16:, None]  # where each window sits (lesson 11)
         shown.append(((picture * (0.25 + 0.75 * weight)).astype(np.uint8), word))
     return shown
 

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from conftest import cosines
 from helpers.attention import build_attention_captioner
@@ -106,6 +107,12 @@ def test_the_litert_model_is_smaller_and_captions_alike(bundle, photos, weights,
         found.shape == exact.shape
         and cosines(found.reshape(len(photos), -1), exact.reshape(len(photos), -1)).min() > 0.99
     )
+    with Image.open(photos[0]) as upright:  # a phone photo stored sideways, its EXIF tag saying how to turn it
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.jpg", quality=95, exif=exif)
+    turned = lite.features([tmp_path / "sideways.jpg"])
+    assert cosines(turned.reshape(1, -1), found[:1].reshape(1, -1))[0] > 0.99, "the LiteRT encoder turns photos upright"
     expected, _ = caption_photos(photos, bundle, 1, precision="float32")
     same = np.mean([caption == expected[photo] for caption, photo in zip(greedy(lite, bundle.vocab, found), photos)])
     # 56% for the merge model when the converter folds image_norm into image_dense (int8 zeroes half the weights)
