@@ -96,6 +96,7 @@ def run(workload: int, photos: int) -> dict:
             "cpu_ms": 1000 * cpu / len(paths),
             "mb": size and size / 1e6,
             "same": same,
+            "distinct": len(set(captions[side])),
             "bleu4": scores["BLEU-4"],
             "cider": scores["CIDEr"],
         }
@@ -133,6 +134,7 @@ def section(r: dict) -> Section:
             "ms/photo": f"{f['ms']:.1f}",
             "CPU ms/photo": f"{f['cpu_ms']:.1f}",
             "identical captions": f"{f['same']:.1%}",
+            "distinct captions": f["distinct"],
             "BLEU-4": f"{f['bleu4']:.3f}",
             "CIDEr": f"{f['cider']:.3f}",
         }
@@ -143,8 +145,9 @@ def section(r: dict) -> Section:
         f"The course stage's model (random CNN weights, trained on the synthetic workload) on the first {t['photos']} "
         "test photos, greedy, each way in one process after a warm-up: lesson 08's Python path in float32, lesson 12's "
         "SavedModel (photo bytes to caption in one graph), and its LiteRT models (encoder and one-word step; the loop "
-        "in Python). Identical captions: against the Python path. Random-weight features: the agreement and scores "
-        "say how much quantization moves *these* captions; measure yours.",
+        "in Python). Identical captions: against the Python path; distinct captions: how many different ones each "
+        "wrote. A model that writes few distinct captions barely looks at the photos, and its agreement says little "
+        "about quantization: lesson 12 measures that on a model that does.",
         rows,
     )
 

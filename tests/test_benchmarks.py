@@ -129,7 +129,7 @@ def test_the_attention_and_share_stages_report_what_they_measured():
         "attention": {side: {"captions": 30000, "batches": 470, "seconds": s, "parameters": p}
                       for side, s, p in (("merge", 30.0, 1_420_367), ("attention", 120.0, 1_945_679))},
         "share": {"photos": 256, "sides": {
-            side: {"ms": ms, "cpu_ms": 2 * ms, "mb": mb, "same": same, "bleu4": 0.2, "cider": 0.5}
+            side: {"ms": ms, "cpu_ms": 2 * ms, "mb": mb, "same": same, "distinct": 200, "bleu4": 0.2, "cider": 0.5}
             for side, ms, mb, same in zip(share.SIDES, (40, 39, 33, 85), (None, 98.1, 24.8, 48.8), (1, 1, 0.8, 0.99))}},
     }  # fmt: skip
     goals = attention.summary(results) + share.summary(results)
@@ -139,5 +139,5 @@ def test_the_attention_and_share_stages_report_what_they_measured():
     assert "| attention | s per epoch | 30 | 120 | 4.0x | — | — |" in text
     assert "| attention | parameters | 1,420,367 | 1,945,679 | 1.37x | — | — |" in text
     assert "| share, int8 | MB on disk | 98 (SavedModel) | 24.8 | 4.0x | — | — |" in text
-    assert "| LiteRT int8 | 24.8 | 33.0 | 66.0 | 80.0% | 0.200 | 0.500 |" in text
+    assert "| LiteRT int8 | 24.8 | 33.0 | 66.0 | 80.0% | 200 | 0.200 | 0.500 |" in text
     assert "| Python path (float32) | — | 40.0 |" in text
