@@ -297,7 +297,7 @@ def page(bundle: Bundle, settings: Settings):
             shown = gr.Image(label="The photo captioned", interactive=False, height=240)
             with gr.Column(scale=2):
                 text = gr.Textbox(label="Caption", elem_id="caption")
-                beams = gr.Dataframe(headers=["caption", "score"], label="Every beam, best first")
+                beams = gr.Dataframe(headers=["caption", "score"], label="Every caption the beams finished, best first")
         maps = gr.Gallery(label="Where it looked, word by word", visible=bundle.feature_kind == "grid", columns=6)
         inputs = [upload, camera, address, beam_width]
         button.click(caption, inputs, [text, beams, maps, shown], api_name="caption", concurrency_limit=1)
